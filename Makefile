@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# The CPU build of torch that lies on this machine's disk; an unpinned torch is a multi-GB
+# CUDA download. Set TORCH= to leave torch out (dilnet then uses its own numpy/BLAS kernels).
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]' $(TORCH)
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m dilnet.demo
+
+test: $(VENV)/.installed
+	$(PY) -m ruff check dilnet dilnet_zoo tests bench
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check dilnet dilnet_zoo tests bench
+	$(PY) -m ruff format --check dilnet dilnet_zoo tests bench
+
+bench: $(VENV)/.installed
+	$(PY) bench/conv.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,145 @@
+"""PyTorch kernels for the correlation Ops: oneDNN on the CPU, cuDNN on a GPU.
+
+Two faces over one set of tensor functions: numpy-in/numpy-out wrappers that the Ops'
+``perform`` uses when ``cpu_kernels`` is 'torch' (zero-copy through ``torch.from_numpy``), and
+builders for PyTensor's PYTORCH linker (``funcify_*``), which receive torch tensors.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "corr_forward",
+    "corr_grad_input",
+    "corr_grad_weights",
+    "funcify_forward",
+    "funcify_grad_inputs",
+    "funcify_grad_weights",
+    "t_forward",
+    "t_grad_input",
+    "t_grad_weights",
+]
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_GRAD_INPUT = {
+    1: torch.nn.grad.conv1d_input,
+    2: torch.nn.grad.conv2d_input,
+    3: torch.nn.grad.conv3d_input,
+}
+_GRAD_WEIGHT = {
+    1: torch.nn.grad.conv1d_weight,
+    2: torch.nn.grad.conv2d_weight,
+    3: torch.nn.grad.conv3d_weight,
+}
+
+
+def _pad_arg(pads):
+    """Per-axis (before, after) -> F.pad's flat list, last axis first."""
+    return [v for before, after in reversed(pads) for v in (before, after)]
+
+
+def _flip(t):
+    return torch.flip(t, dims=tuple(range(2, t.ndim)))
+
+
+def t_forward(x, W, stride, dilation, pads, groups=1):
+    """Tensor version of `corr_forward`."""
+    if any(v for pair in pads for v in pair):
+        x = F.pad(x, _pad_arg(pads))
+    return _CONV[x.ndim - 2](x, W, None, stride, 0, dilation, groups)
+
+
+def t_grad_input(W, gy, spatial, stride, dilation, pads, groups=1):
+    """Tensor version of `corr_grad_input`: the gradient w.r.t. the padded input, cropped."""
+    N, nd = gy.shape[0], gy.ndim - 2
+    padded = [n + b + a for n, (b, a) in zip(spatial, pads, strict=True)]
+    C = W.shape[1] * groups
+    gxp = _GRAD_INPUT[nd]((N, C, *padded), W, gy, stride, 0, dilation, groups)
+    return gxp[
+        (
+            slice(None),
+            slice(None),
+            *(slice(b, b + n) for n, (b, _) in zip(spatial, pads, strict=True)),
+        )
+    ]
+
+
+def t_grad_weights(x, gy, kernel, stride, dilation, pads, groups=1):
+    """Tensor version of `corr_grad_weights`."""
+    if any(v for pair in pads for v in pair):
+        x = F.pad(x, _pad_arg(pads))
+    O, C = gy.shape[1], x.shape[1]
+    return _GRAD_WEIGHT[x.ndim - 2](x, (O, C // groups, *kernel), gy, stride, 0, dilation, groups)
+
+
+def _common(*arrays):
+    dtype = np.result_type(*(a.dtype for a in arrays))
+    return [torch.from_numpy(np.ascontiguousarray(a, dtype=dtype)) for a in arrays]
+
+
+def corr_forward(x, W, stride, dilation, pads, groups=1):
+    """numpy in, numpy out; same contract as `dilnet.backends.blas.corr_forward`."""
+    tx, tW = _common(x, W)
+    with torch.no_grad():
+        return t_forward(tx, tW, stride, dilation, pads, groups).numpy()
+
+
+def corr_grad_input(W, gy, spatial, stride, dilation, pads, groups=1):
+    """numpy in, numpy out; same contract as `dilnet.backends.blas.corr_grad_input`."""
+    tW, tgy = _common(W, gy)
+    with torch.no_grad():
+        return t_grad_input(tW, tgy, tuple(spatial), stride, dilation, pads, groups).numpy()
+
+
+def corr_grad_weights(x, gy, kernel, stride, dilation, pads, groups=1):
+    """numpy in, numpy out; same contract as `dilnet.backends.blas.corr_grad_weights`."""
+    tx, tgy = _common(x, gy)
+    with torch.no_grad():
+        return t_grad_weights(tx, tgy, tuple(kernel), stride, dilation, pads, groups).numpy()
+
+
+# PyTensor PYTORCH linker: receives torch tensors; `op` provides the properties and
+# `resolve_pads(spatial, kernel)`.
+
+
+def _dtype(node):
+    return getattr(torch, node.outputs[0].dtype)
+
+
+def funcify_forward(op, node=None, **kwargs):
+    dtype = _dtype(node)
+
+    def dilated_corr(x, W):
+        x, W = x.to(dtype), W.to(dtype)
+        pads = op.resolve_pads(tuple(x.shape[2:]), tuple(W.shape[2:]))
+        if op.flip_filters:
+            W = _flip(W)
+        return t_forward(x, W, op.stride, op.dilation, pads, op.groups)
+
+    return dilated_corr
+
+
+def funcify_grad_inputs(op, node=None, **kwargs):
+    dtype = _dtype(node)
+
+    def dilated_corr_grad_inputs(W, gy, x):
+        W, gy = W.to(dtype), gy.to(dtype)
+        pads = op.resolve_pads(tuple(x.shape[2:]), tuple(W.shape[2:]))
+        if op.flip_filters:
+            W = _flip(W)
+        return t_grad_input(W, gy, tuple(x.shape[2:]), op.stride, op.dilation, pads, op.groups)
+
+    return dilated_corr_grad_inputs
+
+
+def funcify_grad_weights(op, node=None, **kwargs):
+    dtype = _dtype(node)
+
+    def dilated_corr_grad_weights(x, gy, W):
+        x, gy = x.to(dtype), gy.to(dtype)
+        pads = op.resolve_pads(tuple(x.shape[2:]), tuple(W.shape[2:]))
+        gW = t_grad_weights(x, gy, tuple(W.shape[2:]), op.stride, op.dilation, pads, op.groups)
+        return _flip(gW) if op.flip_filters else gW
+
+    return dilated_corr_grad_weights

@@ -1,0 +1,33 @@
+"""The errors dilnet raises on bad input.
+
+Every error is a `DilnetError` and also the builtin a Python user would expect
+(`ValueError`, `TypeError`, `ImportError`), so ``except ValueError`` keeps working.
+Messages follow one template: where, what was expected, what was received::
+
+    dilated_conv: invalid value for `dilation`. Expected positive integers; received dilation=(1, 0, 4).
+"""
+
+__all__ = ["BackendError", "ConfigError", "DilnetError", "ShapeError"]
+
+
+class DilnetError(Exception):
+    """Base class of every error dilnet raises on purpose."""
+
+
+class ConfigError(DilnetError, ValueError):
+    """An argument or spec field has an invalid value (wrong type, range or length)."""
+
+
+class ShapeError(DilnetError, ValueError):
+    """Tensors or layers do not fit together: rank, channels, groups, or sizes."""
+
+
+class BackendError(DilnetError, ImportError):
+    """A requested backend or kernel library is not installed or not usable."""
+
+
+def invalid(where: str, name: str, expected: str, received: object) -> str:
+    """The house message: ``where: invalid value for `name`. Expected ...; received name=...``."""
+    return (
+        f"{where}: invalid value for `{name}`. Expected {expected}; received {name}={received!r}."
+    )
