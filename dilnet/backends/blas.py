@@ -176,7 +176,7 @@ def _buffers(grid, C, O, dtype, acc_rows=True):
 def workspace_bytes(in_channels, out_channels, spatial, kernel, dilation, pads, itemsize=4):
     """Bytes of scratch the forward kernel allocates for one problem (per group)."""
     nd = len(spatial)
-    n, k, d, p = _as3d(nd, spatial, kernel, dilation, fill=1)
+    n, k, d = _as3d(nd, spatial, kernel, dilation, fill=1)
     (p,) = _as3d(nd, pads, fill=(0, 0))
     grid = _Grid(n, k, (1, 1, 1), d, p, in_channels, out_channels, itemsize)
     return sum(
