@@ -84,8 +84,14 @@ def test_conv_output_length_kernel_too_big_is_not_positive():
 
 def test_conv_output_shape_per_axis():
     # Keras Conv3D doc: input (28, 28, 28), kernel 3, 'valid' -> (26, 26, 26)
-    assert conv_output_shape((28, 28, 28), (3, 3, 3), (1, 1, 1), ("valid",) * 3, (1, 1, 1)) == (26, 26, 26)
-    assert conv_output_shape((9, 8, None), (3, 2, 3), (2, 1, 1), ("same", (0, 1), "full"), (1, 3, 2)) == (
+    assert conv_output_shape((28, 28, 28), (3, 3, 3), (1, 1, 1), ("valid",) * 3, (1, 1, 1)) == (
+        26,
+        26,
+        26,
+    )
+    assert conv_output_shape(
+        (9, 8, None), (3, 2, 3), (2, 1, 1), ("same", (0, 1), "full"), (1, 3, 2)
+    ) == (
         5,
         6,  # 8 + 1 - 4 + 1
         None,

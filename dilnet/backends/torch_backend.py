@@ -5,6 +5,8 @@ Two faces over one set of tensor functions: numpy-in/numpy-out wrappers that the
 builders for PyTensor's PYTORCH linker (``funcify_*``), which receive torch tensors.
 """
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -74,8 +76,12 @@ def t_grad_weights(x, gy, kernel, stride, dilation, pads, groups=1):
 
 
 def _common(*arrays):
+    """Zero-copy tensors of one dtype. Read-only arrays (PyTensor constants) are fine: the
+    kernels never write to their inputs, so torch's warning about them does not apply."""
     dtype = np.result_type(*(a.dtype for a in arrays))
-    return [torch.from_numpy(np.ascontiguousarray(a, dtype=dtype)) for a in arrays]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+        return [torch.from_numpy(np.ascontiguousarray(a, dtype=dtype)) for a in arrays]
 
 
 def corr_forward(x, W, stride, dilation, pads, groups=1):

@@ -69,7 +69,9 @@ def test_blas_kernels_upcast_mixed_dtypes():
     W = rng.standard_normal((2, 2, 3, 3))
     y = blas.corr_forward(x, W, (1, 1), (1, 1), ((1, 1), (1, 1)))
     assert y.dtype == np.float64
-    np.testing.assert_allclose(y, corr_reference(x, W, (1, 1), (1, 1), ((1, 1), (1, 1))), rtol=1e-12)
+    np.testing.assert_allclose(
+        y, corr_reference(x, W, (1, 1), (1, 1), ((1, 1), (1, 1))), rtol=1e-12
+    )
 
 
 def test_blas_chunking_covers_many_chunks(monkeypatch):
@@ -85,7 +87,9 @@ def test_blas_chunking_covers_many_chunks(monkeypatch):
     gy = rng.standard_normal(y.shape)
     gx_ref, gW_ref = corr_grads_reference(x, W, gy, *args)
     np.testing.assert_allclose(blas.corr_grad_input(W, gy, x.shape[2:], *args), gx_ref, rtol=1e-11)
-    np.testing.assert_allclose(blas.corr_grad_weights(x, gy, W.shape[2:], *args), gW_ref, rtol=1e-11)
+    np.testing.assert_allclose(
+        blas.corr_grad_weights(x, gy, W.shape[2:], *args), gW_ref, rtol=1e-11
+    )
 
 
 def test_blas_workspace_is_bounded_on_a_large_volume():
@@ -125,5 +129,7 @@ def test_select_cpu_kernels(monkeypatch):
 
     monkeypatch.setattr(select, "_choice", "blas")
     assert select.cpu_kernels() is blas
-    with pytest.raises(ConfigError, match=r"set_cpu_kernels: invalid value for `name`.*received name='mkl'"):
+    with pytest.raises(
+        ConfigError, match=r"set_cpu_kernels: invalid value for `name`.*received name='mkl'"
+    ):
         select.set_cpu_kernels("mkl")
