@@ -81,7 +81,13 @@ def _common(*arrays):
     dtype = np.result_type(*(a.dtype for a in arrays))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
-        return [torch.from_numpy(np.ascontiguousarray(a, dtype=dtype)) for a in arrays]
+        return [torch.from_numpy(_contiguous(a, dtype)) for a in arrays]
+
+
+def _contiguous(a, dtype):
+    a = np.ascontiguousarray(a, dtype=dtype)
+    # a flipped length-1 axis counts as contiguous in numpy but has a negative stride
+    return a.copy() if any(s < 0 for s in a.strides) else a
 
 
 def corr_forward(x, W, stride, dilation, pads, groups=1):
