@@ -45,34 +45,40 @@ def _flip(t):
     return torch.flip(t, dims=tuple(range(2, t.ndim)))
 
 
+def _symmetric(pads):
+    """torch's own `padding` argument when before == after on every axis (no padded copy)."""
+    return [b for b, _ in pads] if all(b == a for b, a in pads) else None
+
+
 def t_forward(x, W, stride, dilation, pads, groups=1):
     """Tensor version of `corr_forward`."""
-    if any(v for pair in pads for v in pair):
-        x = F.pad(x, _pad_arg(pads))
-    return _CONV[x.ndim - 2](x, W, None, stride, 0, dilation, groups)
+    padding = _symmetric(pads)
+    if padding is None:
+        x, padding = F.pad(x, _pad_arg(pads)), 0
+    return _CONV[x.ndim - 2](x, W, None, stride, padding, dilation, groups)
 
 
 def t_grad_input(W, gy, spatial, stride, dilation, pads, groups=1):
-    """Tensor version of `corr_grad_input`: the gradient w.r.t. the padded input, cropped."""
-    N, nd = gy.shape[0], gy.ndim - 2
+    """Tensor version of `corr_grad_input` (asymmetric padding: the padded input's gradient, cropped)."""
+    N, nd, C = gy.shape[0], gy.ndim - 2, W.shape[1] * groups
+    padding = _symmetric(pads)
+    if padding is not None:
+        return _GRAD_INPUT[nd]((N, C, *spatial), W, gy, stride, padding, dilation, groups)
     padded = [n + b + a for n, (b, a) in zip(spatial, pads, strict=True)]
-    C = W.shape[1] * groups
     gxp = _GRAD_INPUT[nd]((N, C, *padded), W, gy, stride, 0, dilation, groups)
-    return gxp[
-        (
-            slice(None),
-            slice(None),
-            *(slice(b, b + n) for n, (b, _) in zip(spatial, pads, strict=True)),
-        )
-    ]
+    inner = (slice(b, b + n) for n, (b, _) in zip(spatial, pads, strict=True))
+    return gxp[(slice(None), slice(None), *inner)]
 
 
 def t_grad_weights(x, gy, kernel, stride, dilation, pads, groups=1):
     """Tensor version of `corr_grad_weights`."""
-    if any(v for pair in pads for v in pair):
-        x = F.pad(x, _pad_arg(pads))
+    padding = _symmetric(pads)
+    if padding is None:
+        x, padding = F.pad(x, _pad_arg(pads)), 0
     O, C = gy.shape[1], x.shape[1]
-    return _GRAD_WEIGHT[x.ndim - 2](x, (O, C // groups, *kernel), gy, stride, 0, dilation, groups)
+    return _GRAD_WEIGHT[x.ndim - 2](
+        x, (O, C // groups, *kernel), gy, stride, padding, dilation, groups
+    )
 
 
 def _common(*arrays):
