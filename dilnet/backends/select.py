@@ -18,8 +18,14 @@ _choice = os.environ.get("DILNET_CPU_KERNELS", "auto")
 
 @functools.cache
 def have(package: str) -> bool:
-    """Whether `package` is installed (looked up once)."""
-    return importlib.util.find_spec(package) is not None
+    """Whether `package` is installed and imports (tried once)."""
+    if importlib.util.find_spec(package) is None:
+        return False
+    try:
+        importlib.import_module(package)
+    except ImportError:
+        return False
+    return True
 
 
 def set_cpu_kernels(name: str) -> None:

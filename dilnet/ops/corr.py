@@ -333,15 +333,20 @@ def _register_linkers():
     if _LINKERS_DONE:
         return
     _LINKERS_DONE = True
+    # a broken jax/torch install must not break the CPU path: skip that linker, which then
+    # reports PyTensor's own "no conversion" error if someone asks for it
     if importlib.util.find_spec("jax") is not None:
-        from pytensor.link.jax.dispatch import jax_funcify
+        try:
+            from pytensor.link.jax.dispatch import jax_funcify
 
-        from ..backends import jax_backend
-
-        jax_funcify.register(DilatedCorr)(jax_backend.funcify_forward)
-        jax_funcify.register(DilatedCorrGradInputs)(jax_backend.funcify_grad_inputs)
-        jax_funcify.register(DilatedCorrGradWeights)(jax_backend.funcify_grad_weights)
-    if importlib.util.find_spec("torch") is not None:
+            from ..backends import jax_backend
+        except ImportError:
+            pass
+        else:
+            jax_funcify.register(DilatedCorr)(jax_backend.funcify_forward)
+            jax_funcify.register(DilatedCorrGradInputs)(jax_backend.funcify_grad_inputs)
+            jax_funcify.register(DilatedCorrGradWeights)(jax_backend.funcify_grad_weights)
+    if select.have("torch"):
         from pytensor.link.pytorch.dispatch import pytorch_funcify
 
         from ..backends import torch_backend
