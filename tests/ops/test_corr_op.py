@@ -208,3 +208,20 @@ def test_property_random_configurations(data):
     y_ref = corr_reference(x_val, W_val, stride, dilation, pads, groups, flip)
     assert tuple(y_shape) == y_val.shape == y_ref.shape
     np.testing.assert_allclose(y_val, y_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_output_dtype_is_the_upcast_and_gradients_keep_input_dtypes():
+    rng = np.random.default_rng(13)
+    x_val = rng.standard_normal((1, 2, 6, 5)).astype("float32")
+    W_val = rng.standard_normal((3, 2, 3, 3))  # float64
+    x = pt.tensor("x", dtype="float32", shape=x_val.shape)
+    W = pt.tensor("W", dtype="float64", shape=W_val.shape)
+    y = dilated_conv(x, W, dilation=(1, 2))
+    assert y.dtype == "float64"
+    gx, gW = pytensor.grad(y.sum(), [x, W])
+    assert (gx.dtype, gW.dtype) == ("float32", "float64")
+    y_val, gx_val = pytensor.function([x, W], [y, gx], mode=FAST)(x_val, W_val)
+    pads = ((1, 1), (2, 2))
+    np.testing.assert_allclose(y_val, corr_reference(x_val, W_val, (1, 1), (1, 2), pads), rtol=1e-6)
+    gx_ref, _ = corr_grads_reference(x_val, W_val, np.ones(y_val.shape), (1, 1), (1, 2), pads)
+    np.testing.assert_allclose(gx_val, gx_ref, rtol=1e-5)
