@@ -6,9 +6,10 @@ In that flat view a kernel tap ``(a, b, c)`` is a constant offset, so for a chun
 the contribution of one tap is a single GEMM, ``W[:, :, a, b, c] @ window[:, off : off + len]``,
 over a contiguous slice of a small *window*: the padded input rows that chunk needs for one
 kernel plane ``a``. Columns past the output's end are computed and dropped (about
-``extent - 1`` per row). A window holds ``channels x (chunk rows + ceil(in-plane extent))`` rows of
-the last axis, so the workspace stays a few MB whatever the volume size (bounded by one padded
-row of the last axis times the in-plane kernel extent, see `workspace_bytes`).
+``extent - 1`` per row). A window holds ``channels x (chunk rows + extra)`` rows of the last
+axis, ``extra`` being the in-plane dilated extent in rows, so the workspace does not grow with the
+number of planes: about 4 MB for typical volumes, more when ``channels x padded row length x
+in-plane extent`` is itself large (see `workspace_bytes`).
 
 Strides above 1 compute the dense result over the needed planes and keep every s-th element;
 the input gradient zero-inserts the output gradient. Both are correct; neither is tuned.
@@ -56,6 +57,8 @@ class _Grid:
         # window rows needed past a chunk's last row for the in-plane taps
         self.extra = -(-((kernel[1] - 1) * dilation[1] * P2 + (kernel[2] - 1) * dilation[2]) // P2)
         per_row = itemsize * P2 * (channels + out_channels)
+        # memory first: with very long rows and large in-plane extents a chunk may be a single
+        # row and its window mostly rows re-read by the next chunk (slower, still bounded)
         self.rows_per_chunk = max(1, CHUNK_BYTES // per_row - self.extra)
         self.plane_offsets = [a * dilation[0] * P1 for a in range(kernel[0])]
         self.inplane = [

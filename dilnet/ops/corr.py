@@ -97,9 +97,16 @@ class _CorrOp(Op):
             )
         if c_in is not None and c_w is not None and c_in != c_w * g:
             raise ShapeError(
-                f"{where}: x has {c_in} channels but W expects {c_w * g} "
-                f"(W.shape[1]={c_w} per group x groups={g}); W must be (out, in // groups, *kernel)."
+                invalid(
+                    where,
+                    "W.shape[1]",
+                    f"x.shape[1] / groups = {c_in} / {g} (W is (out, in // groups, *kernel))",
+                    c_w,
+                )
             )
+        for axis, k in enumerate(w_shape[2:]):
+            if k is not None and k < 1:
+                raise ShapeError(invalid(where, f"W.shape[{axis + 2}]", "a kernel size >= 1", k))
         for axis, (n, k, s, p, d) in enumerate(
             zip(x_shape[2:], w_shape[2:], self.stride, self.pad, self.dilation, strict=True)
         ):
@@ -240,7 +247,7 @@ def _normalize_pad(pad, nd):
     )
     if isinstance(pad, str):
         if pad not in PAD_MODES:
-            raise ConfigError(invalid(_WHERE, "pad", f"one of {PAD_MODES} or {expected}", pad))
+            raise ConfigError(invalid(_WHERE, "pad", expected, pad))
         return ("same" if pad == "same" else (0, 0) if pad == "valid" else "full",) * nd
     if is_int(pad):
         entries = (pad,) * nd
@@ -298,13 +305,16 @@ def dilated_conv(x, W, stride=1, dilation=1, pad="same", groups=1, flip_filters=
     x, W = pt.as_tensor_variable(x), pt.as_tensor_variable(W)
     if x.ndim not in (3, 4, 5):
         raise ShapeError(
-            f"{_WHERE}: invalid value for `x`. Expected a 3-, 4- or 5-d tensor "
-            f"(batch, channels, *spatial); received a {x.ndim}-d tensor."
+            invalid(_WHERE, "x.ndim", "3, 4 or 5: (batch, channels, *spatial)", x.ndim)
         )
     if W.ndim != x.ndim:
         raise ShapeError(
-            f"{_WHERE}: invalid value for `W`. Expected a {x.ndim}-d tensor "
-            f"(out_channels, channels // groups, *kernel) like x; received a {W.ndim}-d tensor."
+            invalid(
+                _WHERE,
+                "W.ndim",
+                f"{x.ndim} like x: (out_channels, channels // groups, *kernel)",
+                W.ndim,
+            )
         )
     for name, var in (("x", x), ("W", W)):
         if var.dtype not in ("float32", "float64"):
@@ -314,6 +324,8 @@ def dilated_conv(x, W, stride=1, dilation=1, pad="same", groups=1, flip_filters=
     dilation = as_tuple(dilation, nd, "dilation", _WHERE, minimum=1)
     if not is_int(groups) or groups < 1:
         raise ConfigError(invalid(_WHERE, "groups", "a positive int", groups))
+    if not isinstance(flip_filters, bool | np.bool_):
+        raise ConfigError(invalid(_WHERE, "flip_filters", "True or False", flip_filters))
     op = DilatedCorr(stride, dilation, _normalize_pad(pad, nd), groups, flip_filters)
     op.check_shapes(_static(x), _static(W))
     return op(x, W)

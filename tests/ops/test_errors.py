@@ -40,7 +40,7 @@ def _W(shape=(4, 4, 3, 3, 3), dtype="float64"):
         (
             {"pad": "half"},
             ConfigError,
-            r"`pad`\. Expected one of \('valid', 'full', 'same'\).*received pad='half'",
+            r"`pad`\. Expected 'valid', 'full', 'same', a non-negative int, .*received pad='half'",
         ),
         ({"pad": ((1, 1), (2,), 0)}, ConfigError, r"`pad`\..*received pad=\(\(1, 1\), \(2,\), 0\)"),
         ({"groups": 0}, ConfigError, r"`groups`\. Expected a positive int; received groups=0"),
@@ -64,10 +64,10 @@ def test_errors_are_dilnet_errors_and_value_errors():
 
 def test_wrong_ndim():
     with pytest.raises(
-        ShapeError, match=r"`x`\. Expected a 3-, 4- or 5-d tensor .*received a 2-d tensor"
+        ShapeError, match=r"`x.ndim`\. Expected 3, 4 or 5: .*; received x.ndim=2\.$"
     ):
         dilated_conv(pt.matrix("x"), pt.matrix("W"))
-    with pytest.raises(ShapeError, match=r"`W`\. Expected a 5-d tensor .*received a 4-d tensor"):
+    with pytest.raises(ShapeError, match=r"`W.ndim`\. Expected 5 like x: .*; received W.ndim=4\.$"):
         dilated_conv(_x(), pt.tensor4("W"))
 
 
@@ -81,9 +81,23 @@ def test_integer_dtype():
 def test_channel_mismatch():
     with pytest.raises(
         ShapeError,
-        match=r"x has 4 channels but W expects 6 \(W.shape\[1\]=3 per group x groups=2\)",
+        match=r"invalid value for `W.shape\[1\]`\. Expected x.shape\[1\] / groups = 4 / 2 .*; received W.shape\[1\]=3\.",
     ):
         dilated_conv(_x(shape=(1, 4, 8, 8, 8)), _W(shape=(4, 3, 3, 3, 3)), groups=2)
+
+
+def test_empty_kernel():
+    with pytest.raises(
+        ShapeError, match=r"`W.shape\[2\]`\. Expected a kernel size >= 1; received W.shape\[2\]=0"
+    ):
+        dilated_conv(_x(), _W(shape=(4, 4, 0, 3, 3)), pad="valid")
+
+
+def test_flip_filters_must_be_a_bool():
+    with pytest.raises(
+        ConfigError, match=r"`flip_filters`\. Expected True or False; received flip_filters='no'"
+    ):
+        dilated_conv(_x(), _W(), flip_filters="no")
 
 
 def test_kernel_larger_than_padded_input_at_build_time():
