@@ -20,7 +20,7 @@ non-negative padding, the input gradient needs the negative case internally.
 
 import numpy as np
 
-from ..shapes import dilated_extent
+from ..shapes import conv_output_shape, dilated_extent
 
 __all__ = ["corr_forward", "corr_grad_input", "corr_grad_weights", "workspace_bytes"]
 
@@ -51,8 +51,7 @@ class _Grid:
         self.k, self.s, self.d = kernel, stride, dilation
         self.lo = tuple(b for b, _ in pads)
         self.P = tuple(n + b + a for n, (b, a) in zip(in_shape, pads, strict=True))
-        ext = [dilated_extent(k, d) for k, d in zip(kernel, dilation, strict=True)]
-        self.m = tuple((p - e) // s + 1 for p, e, s in zip(self.P, ext, stride, strict=True))
+        self.m = conv_output_shape(in_shape, kernel, stride, pads, dilation)
         P1, P2 = self.P[1], self.P[2]
         # window rows needed past a chunk's last row for the in-plane taps
         self.extra = -(-((kernel[1] - 1) * dilation[1] * P2 + (kernel[2] - 1) * dilation[2]) // P2)
