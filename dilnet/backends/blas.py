@@ -48,7 +48,7 @@ class _Grid:
 
     def __init__(self, in_shape, kernel, stride, dilation, pads, channels, out_channels, itemsize):
         self.n = in_shape
-        self.k, self.s, self.d = kernel, stride, dilation
+        self.s = stride
         self.lo = tuple(b for b, _ in pads)
         self.P = tuple(n + b + a for n, (b, a) in zip(in_shape, pads, strict=True))
         self.m = conv_output_shape(in_shape, kernel, stride, pads, dilation)
@@ -166,12 +166,14 @@ def _grad_weights3d(x, gy, grid, gW, buffers):
                 gW[:, :, a, b, c] += tmp
 
 
-def _buffers(grid, C, O, dtype, acc_rows=True):
+def _buffers(grid, C, O, dtype, for_weights=False):
+    """Window (C, rows), accumulator (O, rows) and GEMM scratch: (O, rows), or (O, C) for the
+    weight gradient, whose GEMMs produce one kernel tap's weights."""
     P2 = grid.P[2]
     rows = min(grid.rows_per_chunk, max(1, grid.m[0] * grid.P[1]))
     win = np.empty((C, (rows + grid.extra) * P2), dtype)
     acc = np.empty((O, rows * P2), dtype)
-    tmp = np.empty((O, rows * P2), dtype) if acc_rows else np.empty((O, C), dtype)
+    tmp = np.empty((O, C), dtype) if for_weights else np.empty((O, rows * P2), dtype)
     return win, acc, tmp
 
 
@@ -233,8 +235,7 @@ def corr_grad_weights(x, gy, kernel, stride, dilation, pads, groups=1):
     gW = np.zeros((O, Cg, *k), dtype)
     x3 = x.reshape(N, C, *spatial)
     gy3 = gy.reshape(N, O, *grid.m)
-    win, gyc, _ = _buffers(grid, Cg, Og, dtype)
-    tmp = np.empty((Og, Cg), dtype)
+    buffers = _buffers(grid, Cg, Og, dtype, for_weights=True)
     for i in range(N):
         for g in range(groups):
             _grad_weights3d(
@@ -242,7 +243,7 @@ def corr_grad_weights(x, gy, kernel, stride, dilation, pads, groups=1):
                 gy3[i, g * Og : (g + 1) * Og],
                 grid,
                 gW[g * Og : (g + 1) * Og],
-                (win, gyc, tmp),
+                buffers,
             )
     return gW.reshape((O, Cg, *tuple(kernel)))
 

@@ -11,8 +11,6 @@ disconnected), which keeps every shape static under ``jax.jit``. Each Op's `pull
 from the other two, so gradients of gradients work to any order.
 """
 
-import importlib.util
-
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_type
@@ -120,9 +118,6 @@ class _CorrOp(Op):
                     f"input has only {n + before + after} (length {n}, pad=({before}, {after}))."
                 )
 
-    def _check_runtime(self, x_shape, w_shape):
-        self.check_shapes(tuple(x_shape), tuple(w_shape))
-
     def connection_pattern(self, node):
         return [[True], [True], [False]] if len(node.inputs) == 3 else [[True], [True]]
 
@@ -147,7 +142,7 @@ class DilatedCorr(_CorrOp):
 
     def perform(self, node, inputs, outputs):
         x, W = inputs
-        self._check_runtime(x.shape, W.shape)
+        self.check_shapes(x.shape, W.shape)
         kern = select.cpu_kernels()
         Wk = _flip(W) if self.flip_filters else W
         pads = self.resolve_pads(x.shape[2:], W.shape[2:])
@@ -347,17 +342,14 @@ def _register_linkers():
     _LINKERS_DONE = True
     # a broken jax/torch install must not break the CPU path: skip that linker, which then
     # reports PyTensor's own "no conversion" error if someone asks for it
-    if importlib.util.find_spec("jax") is not None:
-        try:
-            from pytensor.link.jax.dispatch import jax_funcify
+    if select.have("jax"):
+        from pytensor.link.jax.dispatch import jax_funcify
 
-            from ..backends import jax_backend
-        except ImportError:
-            pass
-        else:
-            jax_funcify.register(DilatedCorr)(jax_backend.funcify_forward)
-            jax_funcify.register(DilatedCorrGradInputs)(jax_backend.funcify_grad_inputs)
-            jax_funcify.register(DilatedCorrGradWeights)(jax_backend.funcify_grad_weights)
+        from ..backends import jax_backend
+
+        jax_funcify.register(DilatedCorr)(jax_backend.funcify_forward)
+        jax_funcify.register(DilatedCorrGradInputs)(jax_backend.funcify_grad_inputs)
+        jax_funcify.register(DilatedCorrGradWeights)(jax_backend.funcify_grad_weights)
     if select.have("torch"):
         from pytensor.link.pytorch.dispatch import pytorch_funcify
 

@@ -44,25 +44,31 @@ def test_numba_and_c_vm_linkers_agree_without_fallback_warnings(mode, kernels, m
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5)
 
 
-def test_jax_linker_agrees_with_default_path():
-    inputs, outputs, values = _small_problem()
-    expected = _reference_outputs(inputs, outputs, values)
-    got = pytensor.function(inputs, outputs, mode="JAX")(*values)
-    for g, e in zip(got, expected, strict=True):
-        np.testing.assert_allclose(np.asarray(g), e, rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.torch
-@pytest.mark.filterwarnings(
-    # PyTensor's PYTORCH linker, not dilnet, passes read-only inputs to torch.as_tensor and
-    # torch.compile touches deprecated torch.jit API; both are outside dilnet's control.
-    "ignore:The given NumPy array is not writable:UserWarning",
-    "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning",
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "JAX",
+        pytest.param(
+            "PYTORCH",
+            marks=[
+                pytest.mark.torch,
+                # PyTensor's PYTORCH linker, not dilnet, passes read-only inputs to
+                # torch.as_tensor, and torch.compile touches deprecated torch.jit API; both are
+                # outside dilnet's control.
+                pytest.mark.filterwarnings(
+                    "ignore:The given NumPy array is not writable:UserWarning"
+                ),
+                pytest.mark.filterwarnings(
+                    "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"
+                ),
+            ],
+        ),
+    ],
 )
-def test_pytorch_linker_agrees_with_default_path():
+def test_jax_and_pytorch_linkers_agree_with_default_path(mode):
     inputs, outputs, values = _small_problem()
     expected = _reference_outputs(inputs, outputs, values)
-    got = pytensor.function(inputs, outputs, mode="PYTORCH")(*values)
+    got = pytensor.function(inputs, outputs, mode=mode)(*values)
     for g, e in zip(got, expected, strict=True):
         np.testing.assert_allclose(np.asarray(g), e, rtol=1e-4, atol=1e-4)
 
