@@ -26,6 +26,7 @@ __all__ = [
     "conv_output_length",
     "conv_output_shape",
     "dilated_extent",
+    "pool_output_length",
     "receptive_field",
     "resolve_padding",
     "same_padding",
@@ -99,6 +100,22 @@ def conv_output_shape(input_shape, filter_size, stride, pad, dilation):
         conv_output_length(n, k, s, p, d)
         for n, k, s, p, d in zip(input_shape, filter_size, stride, pad, dilation, strict=True)
     )
+
+
+def pool_output_length(input_length, pool_size, stride, pad=0, ignore_border=True):
+    """Output length of pooling along one axis (Theano/Lasagne rule), None if unknown.
+
+    With ``ignore_border`` only whole windows count: ``(n + 2 * pad - pool) // stride + 1``.
+    Without it (``pad`` must be 0) a last partial window counts too: ``(n - 1) // stride + 1``
+    when ``stride >= pool``, else ``max(0, (n - 1 - pool + stride) // stride) + 1``.
+    """
+    if input_length is None:
+        return None
+    if ignore_border:
+        return (input_length + 2 * pad - pool_size) // stride + 1
+    if stride >= pool_size:
+        return (input_length - 1) // stride + 1
+    return max(0, (input_length - 1 - pool_size + stride) // stride) + 1
 
 
 class ReceptiveField(NamedTuple):

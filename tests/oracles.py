@@ -67,3 +67,54 @@ def corr_grads_reference(x, W, gy, stride, dilation, pads, groups=1, flip_filter
     if flip_filters:
         gW = gW[(slice(None), slice(None)) + (slice(None, None, -1),) * nd]
     return gxp[inner], gW
+
+
+def transposed_conv_reference(x, W, stride, dilation, pads, out_spatial):
+    """Transposed dilated convolution by scattering: every input element adds ``x * W[tap]``
+    at output position ``i * stride + tap * dilation - pad_before`` (dropped outside).
+
+    x (N, C, *n), W (C, O, *k) (the weights of the convolution being transposed), pads
+    ``[(before, after)]``, out_spatial the output lengths.
+    """
+    out = np.zeros((x.shape[0], W.shape[1], *out_spatial))
+    for i in np.ndindex(*x.shape[2:]):
+        for t in np.ndindex(*W.shape[2:]):
+            pos = tuple(
+                ii * s + tt * d - p[0]
+                for ii, tt, s, d, p in zip(i, t, stride, dilation, pads, strict=True)
+            )
+            if all(0 <= q < m for q, m in zip(pos, out_spatial, strict=True)):
+                out[(slice(None), slice(None), *pos)] += (
+                    x[(slice(None), slice(None), *i)] @ W[(slice(None), slice(None), *t)]
+                )
+    return out
+
+
+def pool_reference(x, pool, stride, pad, mode, out_spatial):
+    """Pooling by explicit windows; padding is -inf for 'max', zero for the averages;
+    'average_exc_pad' divides by the number of real elements in each window."""
+    out = np.zeros((*x.shape[:2], *out_spatial))
+    for o in np.ndindex(*out_spatial):
+        window = []
+        for oo, k, s, p in zip(o, pool, stride, pad, strict=True):
+            start = oo * s - p
+            window.append(range(start, start + k))
+        values, real = [], 0
+        for idx in np.ndindex(*pool):
+            pos = tuple(w[i] for w, i in zip(window, idx, strict=True))
+            if all(0 <= q < n for q, n in zip(pos, x.shape[2:], strict=True)):
+                values.append(x[(slice(None), slice(None), *pos)])
+                real += 1
+            elif mode == "max":
+                values.append(np.full(x.shape[:2], -np.inf))
+            else:
+                values.append(np.zeros(x.shape[:2]))
+        stack = np.stack(values)
+        key = (slice(None), slice(None), *o)
+        if mode == "max":
+            out[key] = stack.max(0)
+        elif mode == "average_inc_pad":
+            out[key] = stack.sum(0) / np.prod(pool)
+        else:
+            out[key] = stack.sum(0) / real
+    return out

@@ -1,0 +1,1 @@
+"""Bridges from other libraries' saved models (`dilnet.interop.lasagne`)."""

@@ -1,0 +1,242 @@
+"""`Layer` and `MergeLayer`: the two base classes of the layer graph, and `create_param`.
+
+A layer is two methods: `get_output_shape_for` (pure shape arithmetic, ``None`` for unknown
+lengths) and `get_output_for` (the PyTensor expression). Parameters are shared variables with
+tags (``trainable``, ``regularizable``) kept in ``layer.params``, in creation order, named
+``"<layer name>.<param name>"``.
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Variable
+from pytensor.graph.traversal import ancestors
+
+from ..errors import ConfigError, ShapeError, invalid
+
+__all__ = [
+    "Layer",
+    "MergeLayer",
+    "add_state_update",
+    "collect_state_updates",
+    "create_param",
+    "describe",
+]
+
+
+def describe(layer) -> str:
+    """``'conv1' (Conv3DLayer)`` or ``Conv3DLayer`` — how errors name a layer."""
+    kind = type(layer).__name__
+    return f"{layer.name!r} ({kind})" if getattr(layer, "name", None) else kind
+
+
+class Layer:
+    """Base class of layers with one input.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        The layer feeding this one, or the expected input shape (``None`` for unknown
+        lengths) when the layer is used on its own.
+    name : str, optional
+        Prefixes the names of this layer's parameters (``"conv1.W"``).
+    """
+
+    #: extra keyword arguments of `get_output_for` that `get_output` should accept
+    get_output_kwargs: tuple = ()
+
+    def __init__(self, incoming, name=None):
+        if isinstance(incoming, tuple):
+            self.input_shape, self.input_layer = incoming, None
+        elif isinstance(incoming, Layer):
+            self.input_shape, self.input_layer = incoming.output_shape, incoming
+        else:
+            raise ConfigError(
+                invalid(type(self).__name__, "incoming", "a Layer or a shape tuple", incoming)
+            )
+        self.name = name
+        self.params = OrderedDict()
+
+    @property
+    def output_shape(self):
+        shape = self.get_output_shape_for(self.input_shape)
+        if any(isinstance(s, int) and s < 0 for s in shape):
+            raise ShapeError(
+                f"{describe(self)}: the output shape {shape} has negative lengths for input "
+                f"shape {self.input_shape}."
+            )
+        return shape
+
+    def get_params(self, unwrap_shared=True, **tags):
+        """This layer's parameters, filtered by tags (``trainable=True``, ``regularizable=False``).
+
+        With ``unwrap_shared`` (the default) a parameter given as an expression contributes the
+        shared variables it is built from instead of itself.
+        """
+        result = [
+            p
+            for p, ptags in self.params.items()
+            if all((tag in ptags) == bool(want) for tag, want in tags.items())
+        ]
+        if unwrap_shared:
+            return _unwrap(result)
+        return result
+
+    def get_output_shape_for(self, input_shape):
+        """Output shape for `input_shape` (a tuple with ``None`` for unknown lengths)."""
+        return input_shape
+
+    def get_output_for(self, input, **kwargs):
+        """The output expression for the input expression `input`."""
+        raise NotImplementedError(f"{type(self).__name__} does not define get_output_for")
+
+    def add_param(self, spec, shape, name=None, **tags):
+        """Create a parameter from `spec` (initializer, array, shared variable or expression).
+
+        Tags default to ``trainable=True, regularizable=True``; pass ``False`` to drop one. The
+        name is prefixed with the layer's name.
+        """
+        if name is not None and self.name is not None:
+            name = f"{self.name}.{name}"
+        param = create_param(spec, shape, name, where=describe(self))
+        tags.setdefault("trainable", True)
+        tags.setdefault("regularizable", True)
+        self.params[param] = {tag for tag, on in tags.items() if on}
+        return param
+
+
+class MergeLayer(Layer):
+    """Base class of layers with several inputs (`incomings`: layers or shape tuples)."""
+
+    def __init__(self, incomings, name=None):
+        self.input_shapes, self.input_layers = [], []
+        for incoming in incomings:
+            if isinstance(incoming, tuple):
+                self.input_shapes.append(incoming)
+                self.input_layers.append(None)
+            elif isinstance(incoming, Layer):
+                self.input_shapes.append(incoming.output_shape)
+                self.input_layers.append(incoming)
+            else:
+                raise ConfigError(
+                    invalid(type(self).__name__, "incomings", "Layers or shape tuples", incoming)
+                )
+        self.name = name
+        self.params = OrderedDict()
+
+    @property
+    def output_shape(self):
+        return self.get_output_shape_for(self.input_shapes)
+
+    def get_output_shape_for(self, input_shapes):
+        raise NotImplementedError(f"{type(self).__name__} does not define get_output_shape_for")
+
+    def get_output_for(self, inputs, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not define get_output_for")
+
+
+def create_param(spec, shape, name=None, where="create_param"):
+    """A parameter of `shape` from `spec`.
+
+    Parameters
+    ----------
+    spec : callable, numpy array, shared variable or PyTensor expression
+        A callable (an initializer from `dilnet.init`) is called with `shape` and its array
+        becomes a new shared variable; an array is copied into one; a shared variable or an
+        expression is used as is after checking its rank (and, for shared variables and arrays,
+        its shape).
+    shape : tuple of int
+    name : str, optional
+
+    Raises
+    ------
+    ShapeError
+        The array, shared variable or expression does not have `shape` / its rank.
+    """
+    shape = tuple(int(s) for s in shape)
+    if any(s <= 0 for s in shape):
+        raise ShapeError(
+            f"{where}: cannot create parameter {name!r} of shape {shape}: every length must be "
+            "positive (is an input length unknown or too small?)."
+        )
+    if isinstance(spec, Variable):
+        if spec.ndim != len(shape):
+            raise ShapeError(
+                invalid(
+                    where,
+                    f"{name or 'parameter'}.ndim",
+                    f"{len(shape)} for shape {shape}",
+                    spec.ndim,
+                )
+            )
+        if isinstance(spec, SharedVariable):
+            got = spec.get_value(borrow=True).shape
+            if tuple(got) != shape:
+                raise ShapeError(invalid(where, f"{name or 'parameter'}.shape", shape, tuple(got)))
+            if spec.name is None:
+                spec.name = name
+        return spec
+    if callable(spec):
+        value = spec(shape)
+        if not isinstance(value, np.ndarray):
+            raise ConfigError(
+                invalid(where, name or "spec", "an initializer returning a numpy array", value)
+            )
+    else:
+        value = np.asarray(spec)
+        if value.dtype.kind not in "fiub":
+            raise ConfigError(
+                invalid(where, name or "spec", "an initializer, array or shared variable", spec)
+            )
+    if value.shape != shape:
+        raise ShapeError(invalid(where, f"{name or 'parameter'}.shape", shape, value.shape))
+    value = value.astype(pytensor.config.floatX, copy=True)
+    return pytensor.shared(value, name=name, shape=shape)
+
+
+def _unwrap(params):
+    out = []
+    for p in params:
+        found = (
+            [p]
+            if isinstance(p, SharedVariable)
+            else [v for v in ancestors([p]) if isinstance(v, SharedVariable)]
+        )
+        out.extend(v for v in found if v not in out)
+    return out
+
+
+# State updates (batch-norm running averages, dropout RNG) travel with the expressions that
+# need them. PyTensor 3 deprecates `default_update`, Lasagne's mechanism, in favour of explicit
+# `updates=`: a layer tags its output with the pending updates, `collect_state_updates` finds
+# them in any expression's graph, and every rule in `dilnet.updates` adds them to the updates it
+# returns, so Lasagne-style training code keeps working unchanged.
+_TAG = "dilnet_state_updates"
+
+
+def add_state_update(output, variable, new_value):
+    """Record that computing `output` should also set shared `variable` to `new_value`."""
+    pending = getattr(output.tag, _TAG, None)
+    if pending is None:
+        pending = []
+        setattr(output.tag, _TAG, pending)
+    pending.append((variable, new_value))
+    return output
+
+
+def collect_state_updates(expressions):
+    """All pending state updates in the graphs of `expressions`, as an ordered dict.
+
+    Pass the result (merged with the optimiser's updates) to ``pytensor.function(updates=...)``
+    when training without `dilnet.updates`; the rules there merge it themselves.
+    """
+    if isinstance(expressions, Variable):
+        expressions = [expressions]
+    found = OrderedDict()
+    for var in ancestors([pt.as_tensor_variable(e) for e in expressions]):
+        for variable, new_value in getattr(var.tag, _TAG, ()):
+            found.setdefault(variable, new_value)
+    return found

@@ -1,0 +1,497 @@
+"""Convolution layers: one N-d `ConvLayer` with rank aliases, the dilated and transposed ones.
+
+All weights are ``(out, in // groups, *filter_size)``. `TransposedConvLayer` stores the weights of
+the convolution it transposes (Lasagne's convention): ``(in, num_filters // groups, *kernel)``.
+"""
+
+import pytensor.tensor as pt
+
+from .. import init, nonlinearities
+from ..errors import ConfigError, ShapeError, invalid
+from ..ops import dilated_conv
+from ..ops.corr import DilatedCorrGradInputs, _normalize_pad
+from ..shapes import PAD_MODES, conv_output_length, dilated_extent
+from ..utils import as_tuple, is_int
+from .base import Layer, describe
+
+__all__ = [
+    "Conv1DLayer",
+    "Conv2DLayer",
+    "Conv3DLayer",
+    "ConvLayer",
+    "Deconv2DLayer",
+    "Deconv3DLayer",
+    "DilatedConv2DLayer",
+    "DilatedConv3DLayer",
+    "TransposedConv2DLayer",
+    "TransposedConv3DLayer",
+    "TransposedConvLayer",
+]
+
+
+def _spatial_rank(layer, input_shape, n):
+    where = describe(layer)
+    if n is None:
+        n = len(input_shape) - 2
+        if n not in (1, 2, 3):
+            raise ShapeError(
+                invalid(
+                    where,
+                    "input shape",
+                    "3, 4 or 5 dimensions: (batch, channels, *spatial)",
+                    input_shape,
+                )
+            )
+    elif len(input_shape) != n + 2:
+        raise ShapeError(
+            invalid(
+                where,
+                "input shape",
+                f"{n + 2} dimensions: (batch, channels, {n} spatial axes)",
+                input_shape,
+            )
+        )
+    if input_shape[1] is None:
+        raise ShapeError(
+            invalid(where, "input shape", "a known number of channels (axis 1)", input_shape)
+        )
+    return n
+
+
+def _pad_entries(pad, n, where, name="pad"):
+    """Validate `pad` and return the Op's per-axis entries ((before, after) or 'same'/'full')."""
+    try:
+        return _normalize_pad(pad, n)
+    except ConfigError as err:
+        expected = (
+            f"{', '.join(map(repr, PAD_MODES))}, a non-negative int, or {n} entries each an int "
+            "or a (before, after) pair"
+        )
+        raise ConfigError(invalid(where, name, expected, pad)) from err
+
+
+class ConvLayer(Layer):
+    """N-d dilated convolution layer (1D, 2D or 3D from the input's rank, or fixed by `n`).
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        Input of shape ``(batch, channels, *spatial)``.
+    num_filters : int
+        Output channels.
+    filter_size : int or tuple of int
+        Kernel size per spatial axis.
+    stride, dilation : int or tuple of int
+        Positive, per axis.
+    pad : 'valid', 'full', 'same', int, or per-axis ints / ``(before, after)`` pairs
+        Zero padding; Lasagne's default ``0`` ('valid'). 'same' keeps ``ceil(n / stride)``
+        outputs (Keras/TensorFlow rule, the extra element after), also for even kernels and
+        dilation; for ``stride > 1`` Lasagne's 'same' padded ``k // 2`` on both sides, which
+        you get here with ``pad=k // 2``.
+    untie_biases : bool
+        One bias per output position (shape ``(num_filters, *output_spatial)``).
+    W, b : initializer, array, shared variable or expression
+        Weights ``(num_filters, channels // num_groups, *filter_size)``, biases; ``b=None``
+        for none.
+    nonlinearity : callable or None
+        Applied to the output; None means linear.
+    flip_filters : bool
+        True convolution (Lasagne's default) rather than cross-correlation.
+    num_groups : int
+        Grouped convolution.
+    n : int, optional
+        Number of spatial axes; inferred from the input when None.
+
+    Notes
+    -----
+    With ``extent = (k - 1) * dilation + 1`` and padding ``(before, after)`` the output length is
+    ``(n + before + after - extent) // stride + 1`` (`dilnet.shapes.conv_output_length`).
+    """
+
+    def __init__(
+        self,
+        incoming,
+        num_filters,
+        filter_size,
+        stride=1,
+        pad=0,
+        untie_biases=False,
+        W=init.GlorotUniform(),
+        b=init.Constant(0.0),
+        nonlinearity=nonlinearities.rectify,
+        flip_filters=True,
+        num_groups=1,
+        n=None,
+        dilation=1,
+        **kwargs,
+    ):
+        super().__init__(incoming, **kwargs)
+        where = describe(self)
+        self.n = n = _spatial_rank(self, self.input_shape, n)
+        if not is_int(num_filters) or num_filters < 1:
+            raise ConfigError(invalid(where, "num_filters", "a positive int", num_filters))
+        self.num_filters = int(num_filters)
+        self.filter_size = as_tuple(filter_size, n, "filter_size", where, minimum=1)
+        self.stride = as_tuple(stride, n, "stride", where, minimum=1)
+        self.dilation = as_tuple(dilation, n, "dilation", where, minimum=1)
+        self.pad = pad
+        self._pads = _pad_entries(pad, n, where)
+        if not is_int(num_groups) or num_groups < 1:
+            raise ConfigError(invalid(where, "num_groups", "a positive int", num_groups))
+        channels = self.input_shape[1]
+        if channels % num_groups or self.num_filters % num_groups:
+            raise ShapeError(
+                invalid(
+                    where,
+                    "num_groups",
+                    f"a divisor of both the {channels} input channels and num_filters="
+                    f"{self.num_filters}",
+                    num_groups,
+                )
+            )
+        self.num_groups = int(num_groups)
+        self.flip_filters = bool(flip_filters)
+        self.untie_biases = bool(untie_biases)
+        self.nonlinearity = nonlinearity if nonlinearity is not None else nonlinearities.identity
+        self._check_fits()
+        self.W = self.add_param(W, self.get_W_shape(), name="W")
+        if b is None:
+            self.b = None
+        else:
+            if self.untie_biases:
+                spatial = self.output_shape[2:]
+                if any(s is None for s in spatial):
+                    raise ShapeError(
+                        invalid(
+                            where,
+                            "untie_biases",
+                            "False when the output's spatial lengths are unknown",
+                            self.untie_biases,
+                        )
+                    )
+                shape = (self.num_filters, *spatial)
+            else:
+                shape = (self.num_filters,)
+            self.b = self.add_param(b, shape, name="b", regularizable=False)
+
+    def _check_fits(self):
+        for axis, (length, k, d, p, s) in enumerate(
+            zip(
+                self.input_shape[2:],
+                self.filter_size,
+                self.dilation,
+                self._pads,
+                self.stride,
+                strict=True,
+            )
+        ):
+            if length is None:
+                continue
+            out = conv_output_length(length, k, s, p, d)
+            if out is not None and out < 1:
+                raise ShapeError(
+                    f"{describe(self)}: along spatial axis {axis} the dilated kernel spans "
+                    f"{dilated_extent(k, d)} elements (filter_size={k}, dilation={d}) but the "
+                    f"input has {length} with pad={self.pad!r}."
+                )
+
+    def get_W_shape(self):
+        """``(num_filters, channels // num_groups, *filter_size)``."""
+        return (self.num_filters, self.input_shape[1] // self.num_groups, *self.filter_size)
+
+    def get_output_shape_for(self, input_shape):
+        spatial = tuple(
+            conv_output_length(length, k, s, p, d)
+            for length, k, s, p, d in zip(
+                input_shape[2:],
+                self.filter_size,
+                self.stride,
+                self._pads,
+                self.dilation,
+                strict=True,
+            )
+        )
+        return (input_shape[0], self.num_filters, *spatial)
+
+    def convolve(self, input, **kwargs):
+        """The convolution alone (no bias, no nonlinearity)."""
+        return dilated_conv(
+            input,
+            self.W,
+            stride=self.stride,
+            dilation=self.dilation,
+            pad=self.pad,
+            groups=self.num_groups,
+            flip_filters=self.flip_filters,
+        )
+
+    def get_output_for(self, input, **kwargs):
+        conved = self.convolve(input, **kwargs)
+        if self.b is not None:
+            if self.untie_biases:
+                conved = conved + pt.shape_padleft(self.b)
+            else:
+                conved = conved + self.b.dimshuffle("x", 0, *("x",) * self.n)
+        return self.nonlinearity(conved)
+
+
+class Conv1DLayer(ConvLayer):
+    """`ConvLayer` with ``n=1``: input ``(batch, channels, length)``."""
+
+    def __init__(self, incoming, num_filters, filter_size, stride=1, pad=0, **kwargs):
+        super().__init__(incoming, num_filters, filter_size, stride, pad, n=1, **kwargs)
+
+
+class Conv2DLayer(ConvLayer):
+    """`ConvLayer` with ``n=2``: input ``(batch, channels, rows, columns)``."""
+
+    def __init__(self, incoming, num_filters, filter_size, stride=(1, 1), pad=0, **kwargs):
+        super().__init__(incoming, num_filters, filter_size, stride, pad, n=2, **kwargs)
+
+
+class Conv3DLayer(ConvLayer):
+    """`ConvLayer` with ``n=3``: input ``(batch, channels, depth, rows, columns)``."""
+
+    def __init__(self, incoming, num_filters, filter_size, stride=(1, 1, 1), pad=0, **kwargs):
+        super().__init__(incoming, num_filters, filter_size, stride, pad, n=3, **kwargs)
+
+
+class DilatedConv2DLayer(ConvLayer):
+    """Lasagne's `DilatedConv2DLayer` signature on the N-d `ConvLayer`.
+
+    Differences from Lasagne: any `pad` works ('same' included, Lasagne allowed only 0), and
+    the weights use the standard ``(num_filters, channels, *filter_size)`` layout — Lasagne
+    stored ``(channels, num_filters, ...)``; `dilnet.interop.lasagne` converts saved values.
+    Like Lasagne it computes a cross-correlation (``flip_filters=False``) by default.
+    """
+
+    _n = 2
+
+    def __init__(
+        self,
+        incoming,
+        num_filters,
+        filter_size,
+        dilation=1,
+        pad=0,
+        untie_biases=False,
+        W=init.GlorotUniform(),
+        b=init.Constant(0.0),
+        nonlinearity=nonlinearities.rectify,
+        flip_filters=False,
+        **kwargs,
+    ):
+        super().__init__(
+            incoming,
+            num_filters,
+            filter_size,
+            stride=1,
+            pad=pad,
+            untie_biases=untie_biases,
+            W=W,
+            b=b,
+            nonlinearity=nonlinearity,
+            flip_filters=flip_filters,
+            n=self._n,
+            dilation=dilation,
+            **kwargs,
+        )
+
+
+class DilatedConv3DLayer(DilatedConv2DLayer):
+    """`DilatedConv2DLayer` for volumes: input ``(batch, channels, depth, rows, columns)``."""
+
+    _n = 3
+
+
+class TransposedConvLayer(Layer):
+    """N-d transposed convolution (the gradient of a convolution w.r.t. its input).
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        Input ``(batch, channels, *spatial)``.
+    num_filters : int
+        Output channels.
+    filter_size, stride, dilation : int or tuple of int
+        Of the convolution being transposed.
+    crop : 'valid', 'full', 'same', int, or per-axis ints / pairs
+        The padding of the convolution being transposed, cropped from the output.
+    W : initializer, array, shared variable or expression
+        ``(channels, num_filters // num_groups, *filter_size)``: the weights of the convolution
+        that maps this layer's output back to its input (Lasagne's layout).
+    output_size : int or tuple of int, optional
+        Output spatial lengths when several fit (``stride > 1``); must map back to the input
+        lengths under the forward convolution.
+    untie_biases, b, nonlinearity, flip_filters, num_groups, n
+        As in `ConvLayer`; `flip_filters` defaults to False like Lasagne's.
+
+    Notes
+    -----
+    Output length for input length ``n``: 'same' ``n * stride``; otherwise
+    ``(n - 1) * stride + extent - before - after`` with ``extent = (k - 1) * dilation + 1``
+    ('valid' crops nothing, 'full' crops ``extent - 1`` on each side).
+    """
+
+    def __init__(
+        self,
+        incoming,
+        num_filters,
+        filter_size,
+        stride=1,
+        crop=0,
+        untie_biases=False,
+        W=init.GlorotUniform(),
+        b=init.Constant(0.0),
+        nonlinearity=nonlinearities.rectify,
+        flip_filters=False,
+        output_size=None,
+        num_groups=1,
+        n=None,
+        dilation=1,
+        **kwargs,
+    ):
+        super().__init__(incoming, **kwargs)
+        where = describe(self)
+        self.n = n = _spatial_rank(self, self.input_shape, n)
+        if not is_int(num_filters) or num_filters < 1:
+            raise ConfigError(invalid(where, "num_filters", "a positive int", num_filters))
+        self.num_filters = int(num_filters)
+        self.filter_size = as_tuple(filter_size, n, "filter_size", where, minimum=1)
+        self.stride = as_tuple(stride, n, "stride", where, minimum=1)
+        self.dilation = as_tuple(dilation, n, "dilation", where, minimum=1)
+        self.crop = crop
+        self._pads = _pad_entries(crop, n, where, "crop")
+        if not is_int(num_groups) or num_groups < 1:
+            raise ConfigError(invalid(where, "num_groups", "a positive int", num_groups))
+        if self.input_shape[1] % num_groups or self.num_filters % num_groups:
+            raise ShapeError(
+                invalid(
+                    where,
+                    "num_groups",
+                    f"a divisor of both the {self.input_shape[1]} input channels and "
+                    f"num_filters={self.num_filters}",
+                    num_groups,
+                )
+            )
+        self.num_groups = int(num_groups)
+        self.flip_filters = bool(flip_filters)
+        self.untie_biases = bool(untie_biases)
+        self.nonlinearity = nonlinearity if nonlinearity is not None else nonlinearities.identity
+        self.output_size = (
+            None
+            if output_size is None
+            else as_tuple(output_size, n, "output_size", where, minimum=1)
+        )
+        self._check_output_size()
+        self.W = self.add_param(W, self.get_W_shape(), name="W")
+        if b is None:
+            self.b = None
+        else:
+            spatial = self.output_shape[2:]
+            if self.untie_biases and any(s is None for s in spatial):
+                raise ShapeError(
+                    invalid(
+                        where,
+                        "untie_biases",
+                        "False when the output's spatial lengths are unknown",
+                        True,
+                    )
+                )
+            shape = (self.num_filters, *spatial) if self.untie_biases else (self.num_filters,)
+            self.b = self.add_param(b, shape, name="b", regularizable=False)
+
+    def get_W_shape(self):
+        """``(channels, num_filters // num_groups, *filter_size)``."""
+        return (self.input_shape[1], self.num_filters // self.num_groups, *self.filter_size)
+
+    def _lengths(self, input_spatial):
+        out = []
+        for length, k, s, d, p in zip(
+            input_spatial, self.filter_size, self.stride, self.dilation, self._pads, strict=True
+        ):
+            if length is None:
+                out.append(None)
+            elif p == "same":
+                out.append(length * s)
+            else:
+                before, after = (dilated_extent(k, d) - 1,) * 2 if p == "full" else p
+                out.append((length - 1) * s + dilated_extent(k, d) - before - after)
+        return tuple(out)
+
+    def _check_output_size(self):
+        where = describe(self)
+        natural = self._lengths(self.input_shape[2:])
+        if any(length is not None and length < 1 for length in natural):
+            raise ShapeError(
+                f"{where}: crop={self.crop!r} removes more than the {natural} output elements "
+                f"for input shape {self.input_shape}."
+            )
+        if self.output_size is None:
+            return
+        for axis, (want, length, k, s, d, p) in enumerate(
+            zip(
+                self.output_size,
+                self.input_shape[2:],
+                self.filter_size,
+                self.stride,
+                self.dilation,
+                self._pads,
+                strict=True,
+            )
+        ):
+            if length is not None and conv_output_length(want, k, s, p, d) != length:
+                raise ShapeError(
+                    invalid(
+                        where,
+                        "output_size",
+                        f"lengths that the forward convolution maps back to the input "
+                        f"lengths {self.input_shape[2:]} (axis {axis}: {length})",
+                        self.output_size,
+                    )
+                )
+
+    def get_output_shape_for(self, input_shape):
+        spatial = self.output_size or self._lengths(input_shape[2:])
+        return (input_shape[0], self.num_filters, *spatial)
+
+    def get_output_for(self, input, **kwargs):
+        spatial = self.output_size
+        if spatial is None:
+            static = self._lengths(input.type.shape[2:])
+            symbolic = self._lengths(tuple(input.shape[i] for i in range(2, input.ndim)))
+            spatial = tuple(
+                s if s is not None else v for s, v in zip(static, symbolic, strict=True)
+            )
+        shape = (input.shape[0], self.num_filters, *spatial)
+        # the gradient Op reads only the shape of its third input: a broadcast view of one zero
+        # costs no memory
+        out_ref = pt.broadcast_to(pt.zeros((1,) * input.ndim, dtype=input.dtype), shape)
+        op = DilatedCorrGradInputs(
+            self.stride, self.dilation, self._pads, self.num_groups, self.flip_filters
+        )
+        conved = op(self.W, input, out_ref)
+        if self.b is not None:
+            if self.untie_biases:
+                conved = conved + pt.shape_padleft(self.b)
+            else:
+                conved = conved + self.b.dimshuffle("x", 0, *("x",) * self.n)
+        return self.nonlinearity(conved)
+
+
+class TransposedConv2DLayer(TransposedConvLayer):
+    """`TransposedConvLayer` with ``n=2``."""
+
+    def __init__(self, incoming, num_filters, filter_size, stride=(1, 1), crop=0, **kwargs):
+        super().__init__(incoming, num_filters, filter_size, stride, crop, n=2, **kwargs)
+
+
+class TransposedConv3DLayer(TransposedConvLayer):
+    """`TransposedConvLayer` with ``n=3``."""
+
+    def __init__(self, incoming, num_filters, filter_size, stride=(1, 1, 1), crop=0, **kwargs):
+        super().__init__(incoming, num_filters, filter_size, stride, crop, n=3, **kwargs)
+
+
+Deconv2DLayer = TransposedConv2DLayer
+Deconv3DLayer = TransposedConv3DLayer

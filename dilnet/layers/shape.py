@@ -1,0 +1,242 @@
+"""Layers that only move elements: pad, slice, reshape, dimshuffle, flatten."""
+
+import numpy as np
+import pytensor.tensor as pt
+
+from ..errors import ConfigError, ShapeError, invalid
+from ..utils import is_int
+from .base import Layer, describe
+
+__all__ = [
+    "DimshuffleLayer",
+    "FlattenLayer",
+    "PadLayer",
+    "ReshapeLayer",
+    "SliceLayer",
+    "dimshuffle",
+    "flatten",
+    "pad",
+    "pad_tensor",
+    "reshape",
+]
+
+
+class PadLayer(Layer):
+    """Pad the axes after the first `batch_ndim` with the constant `val`.
+
+    Parameters
+    ----------
+    width : int or iterable of int / ``(before, after)`` pairs
+        One entry for every axis after the first `batch_ndim` (an int pads all of them).
+    val : float
+        The padding value.
+    batch_ndim : int
+        Leading axes left alone (2: batch and channels).
+    """
+
+    def __init__(self, incoming, width, val=0, batch_ndim=2, **kwargs):
+        super().__init__(incoming, **kwargs)
+        where = describe(self)
+        n = len(self.input_shape) - batch_ndim
+        if n < 1:
+            raise ShapeError(
+                invalid(
+                    where,
+                    "batch_ndim",
+                    f"less than the input's rank {len(self.input_shape)}",
+                    batch_ndim,
+                )
+            )
+        entries = (width,) * n if is_int(width) else tuple(width) if _iterable(width) else None
+        if entries is None or len(entries) != n:
+            raise ConfigError(
+                invalid(where, "width", f"an int or {n} ints / (before, after) pairs", width)
+            )
+        pairs = []
+        for entry in entries:
+            pair = (entry, entry) if is_int(entry) else tuple(entry) if _iterable(entry) else ()
+            if len(pair) != 2 or not all(is_int(p) and p >= 0 for p in pair):
+                raise ConfigError(
+                    invalid(where, "width", "non-negative ints or (before, after) pairs", width)
+                )
+            pairs.append((int(pair[0]), int(pair[1])))
+        self.width, self.val, self.batch_ndim = tuple(pairs), val, batch_ndim
+
+    def get_output_shape_for(self, input_shape):
+        head = input_shape[: self.batch_ndim]
+        tail = tuple(
+            None if s is None else s + a + b
+            for s, (a, b) in zip(input_shape[self.batch_ndim :], self.width, strict=True)
+        )
+        return (*head, *tail)
+
+    def get_output_for(self, input, **kwargs):
+        return pad_tensor(input, self.width, self.val, self.batch_ndim)
+
+
+def pad_tensor(x, width, val=0, batch_ndim=2):
+    """`x` padded with `val` by ``(before, after)`` pairs on the axes after `batch_ndim`."""
+    shape = [x.shape[i] for i in range(x.ndim)]
+    index = [slice(None)] * x.ndim
+    for axis, (a, b) in enumerate(width, start=batch_ndim):
+        shape[axis] = shape[axis] + a + b
+        index[axis] = slice(a, a + x.shape[axis])
+    canvas = pt.full(shape, val, dtype=x.dtype)
+    return pt.set_subtensor(canvas[tuple(index)], x)
+
+
+def _iterable(value):
+    return isinstance(value, tuple | list)
+
+
+class SliceLayer(Layer):
+    """Index or slice one axis: ``SliceLayer(l, indices=slice(2, 5), axis=2)``.
+
+    An int index removes the axis; a slice keeps it.
+    """
+
+    def __init__(self, incoming, indices, axis=-1, **kwargs):
+        super().__init__(incoming, **kwargs)
+        where = describe(self)
+        rank = len(self.input_shape)
+        if not is_int(axis) or not -rank <= axis < rank:
+            raise ConfigError(invalid(where, "axis", f"an axis of a {rank}-d input", axis))
+        if not (is_int(indices) or isinstance(indices, slice)):
+            raise ConfigError(invalid(where, "indices", "an int or a slice", indices))
+        self.indices, self.axis = indices, axis % rank
+        length = self.input_shape[self.axis]
+        if is_int(indices) and length is not None and not -length <= indices < length:
+            raise ShapeError(
+                invalid(
+                    where, "indices", f"an index into axis {self.axis} of length {length}", indices
+                )
+            )
+
+    def get_output_shape_for(self, input_shape):
+        shape = list(input_shape)
+        if is_int(self.indices):
+            del shape[self.axis]
+        elif shape[self.axis] is not None:
+            shape[self.axis] = len(range(*self.indices.indices(shape[self.axis])))
+        return tuple(shape)
+
+    def get_output_for(self, input, **kwargs):
+        index = [slice(None)] * input.ndim
+        index[self.axis] = self.indices
+        return input[tuple(index)]
+
+
+class ReshapeLayer(Layer):
+    """Reshape to `shape`, whose entries are ints, ``-1`` (at most one, inferred) or ``[i]``
+    (the length of input axis ``i``).
+
+    Example: ``ReshapeLayer(l, ([0], [1], -1))`` flattens the spatial axes.
+    """
+
+    def __init__(self, incoming, shape, **kwargs):
+        super().__init__(incoming, **kwargs)
+        where = describe(self)
+        shape = tuple(shape) if _iterable(shape) else None
+        ok = shape is not None and all(
+            (is_int(s) and (s > 0 or s == -1))
+            or (
+                isinstance(s, list)
+                and len(s) == 1
+                and is_int(s[0])
+                and 0 <= s[0] < len(self.input_shape)
+            )
+            for s in shape
+        )
+        if not ok or sum(1 for s in shape if is_int(s) and s == -1) > 1:
+            raise ConfigError(
+                invalid(
+                    where,
+                    "shape",
+                    "a tuple of positive ints, at most one -1 and [i] references to input axes",
+                    shape,
+                )
+            )
+        self.shape = shape
+        self.output_shape  # noqa: B018 - checks that the sizes fit, at build time
+
+    def get_output_shape_for(self, input_shape):
+        out = [input_shape[s[0]] if isinstance(s, list) else s for s in self.shape]
+        known_in = None if None in input_shape else int(np.prod(input_shape))
+        if -1 in out:
+            rest = [s for s in out if s != -1]
+            if known_in is None or None in rest:
+                out[out.index(-1)] = None
+            else:
+                total = int(np.prod(rest))
+                if known_in % total:
+                    raise ShapeError(
+                        f"{describe(self)}: cannot reshape input shape {input_shape} "
+                        f"({known_in} elements) to {self.shape}."
+                    )
+                out[out.index(-1)] = known_in // total
+        elif known_in is not None and None not in out and int(np.prod(out)) != known_in:
+            raise ShapeError(
+                f"{describe(self)}: cannot reshape input shape {input_shape} ({known_in} "
+                f"elements) to {tuple(out)}."
+            )
+        return tuple(out)
+
+    def get_output_for(self, input, **kwargs):
+        shape = [input.shape[s[0]] if isinstance(s, list) else s for s in self.shape]
+        return pt.reshape(input, shape, ndim=len(shape))
+
+
+class DimshuffleLayer(Layer):
+    """Permute axes and insert broadcastable ones: pattern of axis indices and ``'x'``.
+
+    Axes left out must have length 1 (they are dropped).
+    """
+
+    def __init__(self, incoming, pattern, **kwargs):
+        super().__init__(incoming, **kwargs)
+        where = describe(self)
+        rank = len(self.input_shape)
+        used = [p for p in pattern if p != "x"]
+        if not all(is_int(p) and 0 <= p < rank for p in used) or len(set(used)) != len(used):
+            raise ConfigError(
+                invalid(where, "pattern", f"distinct axes of a {rank}-d input and 'x'", pattern)
+            )
+        for axis in set(range(rank)) - set(used):
+            if self.input_shape[axis] != 1:
+                raise ShapeError(
+                    f"{describe(self)}: pattern {tuple(pattern)} drops axis {axis} of input shape "
+                    f"{self.input_shape}, which is only allowed for axes of length 1."
+                )
+        self.pattern = tuple(pattern)
+
+    def get_output_shape_for(self, input_shape):
+        return tuple(1 if p == "x" else input_shape[p] for p in self.pattern)
+
+    def get_output_for(self, input, **kwargs):
+        return input.dimshuffle(*self.pattern)
+
+
+class FlattenLayer(Layer):
+    """Flatten the trailing axes so the output has `outdim` dimensions."""
+
+    def __init__(self, incoming, outdim=2, **kwargs):
+        super().__init__(incoming, **kwargs)
+        if not is_int(outdim) or not 1 <= outdim <= len(self.input_shape):
+            raise ConfigError(
+                invalid(describe(self), "outdim", f"1 to {len(self.input_shape)}", outdim)
+            )
+        self.outdim = outdim
+
+    def get_output_shape_for(self, input_shape):
+        tail = input_shape[self.outdim - 1 :]
+        last = None if None in tail else int(np.prod(tail))
+        return (*input_shape[: self.outdim - 1], last)
+
+    def get_output_for(self, input, **kwargs):
+        return pt.flatten(input, self.outdim)
+
+
+pad = PadLayer
+reshape = ReshapeLayer
+dimshuffle = DimshuffleLayer
+flatten = FlattenLayer
