@@ -1,7 +1,18 @@
-"""dilnet: dilated volumetric networks on PyTensor."""
+"""dilnet: dilated volumetric networks on PyTensor.
+
+The Lasagne module names are here too, so ``import dilnet as lasagne`` ports Lasagne code:
+`dilnet.layers`, `dilnet.init`, `dilnet.nonlinearities`, `dilnet.objectives`,
+`dilnet.updates`, `dilnet.random`.
+"""
 
 from . import errors as errors
+from . import init as init
+from . import layers as layers
+from . import nonlinearities as nonlinearities
+from . import objectives as objectives
+from . import random as random
 from . import shapes as shapes
+from . import updates as updates
 from .backends.select import get_cpu_kernels as get_cpu_kernels
 from .backends.select import set_cpu_kernels as set_cpu_kernels
 from .errors import (

@@ -10,12 +10,12 @@ from collections import OrderedDict
 
 import numpy as np
 import pytensor
-import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Variable
 from pytensor.graph.traversal import ancestors
 
 from ..errors import ConfigError, ShapeError, invalid
+from ..state import add_state_update, collect_state_updates
 
 __all__ = [
     "Layer",
@@ -207,36 +207,3 @@ def _unwrap(params):
         )
         out.extend(v for v in found if v not in out)
     return out
-
-
-# State updates (batch-norm running averages, dropout RNG) travel with the expressions that
-# need them. PyTensor 3 deprecates `default_update`, Lasagne's mechanism, in favour of explicit
-# `updates=`: a layer tags its output with the pending updates, `collect_state_updates` finds
-# them in any expression's graph, and every rule in `dilnet.updates` adds them to the updates it
-# returns, so Lasagne-style training code keeps working unchanged.
-_TAG = "dilnet_state_updates"
-
-
-def add_state_update(output, variable, new_value):
-    """Record that computing `output` should also set shared `variable` to `new_value`."""
-    pending = getattr(output.tag, _TAG, None)
-    if pending is None:
-        pending = []
-        setattr(output.tag, _TAG, pending)
-    pending.append((variable, new_value))
-    return output
-
-
-def collect_state_updates(expressions):
-    """All pending state updates in the graphs of `expressions`, as an ordered dict.
-
-    Pass the result (merged with the optimiser's updates) to ``pytensor.function(updates=...)``
-    when training without `dilnet.updates`; the rules there merge it themselves.
-    """
-    if isinstance(expressions, Variable):
-        expressions = [expressions]
-    found = OrderedDict()
-    for var in ancestors([pt.as_tensor_variable(e) for e in expressions]):
-        for variable, new_value in getattr(var.tag, _TAG, ()):
-            found.setdefault(variable, new_value)
-    return found
