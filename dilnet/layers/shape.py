@@ -161,24 +161,22 @@ class ReshapeLayer(Layer):
 
     def get_output_shape_for(self, input_shape):
         out = [input_shape[s[0]] if isinstance(s, list) else s for s in self.shape]
-        known_in = None if None in input_shape else int(np.prod(input_shape))
-        if -1 in out:
-            rest = [s for s in out if s != -1]
-            if known_in is None or None in rest:
+        # axes copied with [i] cancel out; the rest must hold the same number of elements
+        copied = {s[0] for s in self.shape if isinstance(s, list)}
+        rest_in = [n for axis, n in enumerate(input_shape) if axis not in copied]
+        rest_out = [s for s in self.shape if not isinstance(s, list) and s != -1]
+        if None in rest_in:
+            if -1 in out:
                 out[out.index(-1)] = None
-            else:
-                total = int(np.prod(rest))
-                if known_in % total:
-                    raise ShapeError(
-                        f"{describe(self)}: cannot reshape input shape {input_shape} "
-                        f"({known_in} elements) to {self.shape}."
-                    )
-                out[out.index(-1)] = known_in // total
-        elif known_in is not None and None not in out and int(np.prod(out)) != known_in:
+            return tuple(out)
+        have, want = int(np.prod(rest_in)), int(np.prod(rest_out))
+        if (-1 in out and have % want) or (-1 not in out and have != want):
             raise ShapeError(
-                f"{describe(self)}: cannot reshape input shape {input_shape} ({known_in} "
-                f"elements) to {tuple(out)}."
+                f"{describe(self)}: cannot reshape input shape {input_shape} to {self.shape}: "
+                f"{have} elements outside the copied axes, {want} requested."
             )
+        if -1 in out:
+            out[out.index(-1)] = have // want
         return tuple(out)
 
     def get_output_for(self, input, **kwargs):
