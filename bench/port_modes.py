@@ -1,16 +1,19 @@
 """Compile modes for a ported Lasagne training function (docs/layers.md, "Porting").
 
 A Lasagne-MNIST-style network (conv 3x3, max-pool, dropout, two dense layers, Nesterov
-momentum) is compiled in a fresh subprocess per mode; prints compile time, first-call time and
-the median per-call time, and the ratios against the C VM (CVM), Theano's default.
+momentum) is compiled in a fresh subprocess per mode, with a fresh (cold) PyTensor/Numba compile
+cache unless ``--warm``; prints compile time, first-call time and the median per-call time, and
+the ratios against the C VM (CVM), Theano's default.
 
-    python bench/port_modes.py [--modes CVM NUMBA FAST_COMPILE] [--calls 20]
+    python bench/port_modes.py [--modes CVM NUMBA FAST_COMPILE] [--calls 20] [--warm]
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 
 CHILD = r"""
 import json, sys, time
@@ -49,17 +52,25 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--modes", nargs="+", default=["CVM", "NUMBA", "FAST_COMPILE"])
     ap.add_argument("--calls", type=int, default=20)
+    ap.add_argument("--warm", action="store_true", help="reuse the on-disk compile caches")
     args = ap.parse_args()
     results = {}
     for mode in args.modes:
+        env = dict(os.environ)
+        if not args.warm:
+            # PyTensor keeps its C modules and Numba's cache under base_compiledir
+            fresh = tempfile.mkdtemp(prefix="dilnet-port-")
+            env["PYTENSOR_FLAGS"] = f"base_compiledir={fresh}"
         out = subprocess.run(
             [sys.executable, "-W", "ignore", "-c", CHILD, mode, str(args.calls)],
             capture_output=True,
             text=True,
             check=True,
+            env=env,
         )
         results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     base = results.get("CVM")
+    print(f"{'warm' if args.warm else 'cold (fresh)'} compile caches; median of {args.calls} calls")
     print("| mode | compile s | first call s | per call ms | per call vs CVM |")
     print("|---|---|---|---|---|")
     for mode, r in results.items():

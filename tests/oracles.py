@@ -92,16 +92,18 @@ def transposed_conv_reference(x, W, stride, dilation, pads, out_spatial):
 
 def pool_reference(x, pool, stride, pad, mode, out_spatial):
     """Pooling by explicit windows; padding is -inf for 'max', zero for the averages;
-    'average_exc_pad' divides by the number of real elements in each window."""
+    'average_exc_pad' divides by the number of real elements in each window, 'average_inc_pad'
+    by the number inside the padded input (Theano clips a last partial window to it)."""
     out = np.zeros((*x.shape[:2], *out_spatial))
     for o in np.ndindex(*out_spatial):
         window = []
         for oo, k, s, p in zip(o, pool, stride, pad, strict=True):
             start = oo * s - p
             window.append(range(start, start + k))
-        values, real = [], 0
+        values, real, in_padded = [], 0, 0
         for idx in np.ndindex(*pool):
             pos = tuple(w[i] for w, i in zip(window, idx, strict=True))
+            in_padded += all(-p <= q < n + p for q, n, p in zip(pos, x.shape[2:], pad, strict=True))
             if all(0 <= q < n for q, n in zip(pos, x.shape[2:], strict=True)):
                 values.append(x[(slice(None), slice(None), *pos)])
                 real += 1
@@ -114,7 +116,7 @@ def pool_reference(x, pool, stride, pad, mode, out_spatial):
         if mode == "max":
             out[key] = stack.max(0)
         elif mode == "average_inc_pad":
-            out[key] = stack.sum(0) / np.prod(pool)
+            out[key] = stack.sum(0) / in_padded
         else:
             out[key] = stack.sum(0) / real
     return out

@@ -70,8 +70,10 @@ def convert_lasagne_param_values(
         From Lasagne's ``get_all_param_values(network, **tags)``.
     lasagne_flip_filters : bool or dict
         The ``flip_filters`` of the Lasagne convolution layers (Lasagne's default True), or a
-        dict ``{layer name: bool}`` with the default True for names left out. Lasagne's
-        `DilatedConv2DLayer` is always taken as False.
+        dict ``{layer name: bool}`` with Lasagne's defaults for names left out (True for
+        convolutions, False for transposed ones). Lasagne's `DilatedConv2DLayer` is always taken
+        as False; a bool applies to convolutions only, transposed layers keep False unless named
+        in a dict.
     dilated_layers : iterable of str
         Names of dilnet layers whose weights came from a Lasagne `DilatedConv2DLayer`, when the
         dilnet layer is a plain `ConvLayer` (dilnet's dilated layers are recognised by type).
@@ -98,10 +100,12 @@ def convert_lasagne_param_values(
         if from_dilated:
             value = np.swapaxes(value, 0, 1)
             source_flip = False
-        elif isinstance(lasagne_flip_filters, dict):
-            source_flip = lasagne_flip_filters.get(owner.name, True)
         else:
-            source_flip = bool(lasagne_flip_filters)
+            default = not isinstance(owner, TransposedConvLayer)
+            if isinstance(lasagne_flip_filters, dict):
+                source_flip = lasagne_flip_filters.get(owner.name, default)
+            else:
+                source_flip = bool(lasagne_flip_filters) if default else False
         if source_flip != owner.flip_filters:
             value = value[(slice(None), slice(None)) + (slice(None, None, -1),) * (value.ndim - 2)]
         out.append(np.ascontiguousarray(value))

@@ -51,6 +51,7 @@ from .merge import (
 )
 from .noise import (
     DropoutLayer,
+    GaussianNoiseLayer,
     dropout,
     dropout_channels,
     spatial_dropout,
@@ -112,6 +113,7 @@ __all__ = [
     "ElemwiseSumLayer",
     "ExpressionLayer",
     "FlattenLayer",
+    "GaussianNoiseLayer",
     "InputLayer",
     "Layer",
     "MaxPool1DLayer",

@@ -113,6 +113,10 @@ class MergeLayer(Layer):
 
     def __init__(self, incomings, name=None):
         self.input_shapes, self.input_layers = [], []
+        if not isinstance(incomings, list | tuple) or not incomings:
+            raise ConfigError(
+                invalid(type(self).__name__, "incomings", "a non-empty list of layers", incomings)
+            )
         for incoming in incomings:
             if isinstance(incoming, tuple):
                 self.input_shapes.append(incoming)

@@ -238,22 +238,24 @@ class ConvLayer(Layer):
 class Conv1DLayer(ConvLayer):
     """`ConvLayer` with ``n=1``: input ``(batch, channels, length)``."""
 
-    def __init__(self, incoming, num_filters, filter_size, stride=1, pad=0, **kwargs):
-        super().__init__(incoming, num_filters, filter_size, stride, pad, n=1, **kwargs)
+    def __init__(self, incoming, num_filters, filter_size, stride=1, pad=0, *args, **kwargs):
+        super().__init__(incoming, num_filters, filter_size, stride, pad, *args, n=1, **kwargs)
 
 
 class Conv2DLayer(ConvLayer):
     """`ConvLayer` with ``n=2``: input ``(batch, channels, rows, columns)``."""
 
-    def __init__(self, incoming, num_filters, filter_size, stride=(1, 1), pad=0, **kwargs):
-        super().__init__(incoming, num_filters, filter_size, stride, pad, n=2, **kwargs)
+    def __init__(self, incoming, num_filters, filter_size, stride=(1, 1), pad=0, *args, **kwargs):
+        super().__init__(incoming, num_filters, filter_size, stride, pad, *args, n=2, **kwargs)
 
 
 class Conv3DLayer(ConvLayer):
     """`ConvLayer` with ``n=3``: input ``(batch, channels, depth, rows, columns)``."""
 
-    def __init__(self, incoming, num_filters, filter_size, stride=(1, 1, 1), pad=0, **kwargs):
-        super().__init__(incoming, num_filters, filter_size, stride, pad, n=3, **kwargs)
+    def __init__(
+        self, incoming, num_filters, filter_size, stride=(1, 1, 1), pad=0, *args, **kwargs
+    ):
+        super().__init__(incoming, num_filters, filter_size, stride, pad, *args, n=3, **kwargs)
 
 
 class DilatedConv2DLayer(ConvLayer):
@@ -281,6 +283,15 @@ class DilatedConv2DLayer(ConvLayer):
         flip_filters=False,
         **kwargs,
     ):
+        if "stride" in kwargs:
+            raise ConfigError(
+                invalid(
+                    type(self).__name__,
+                    "stride",
+                    "no stride (Lasagne's signature); use ConvLayer(..., stride=, dilation=)",
+                    kwargs["stride"],
+                )
+            )
         super().__init__(
             incoming,
             num_filters,
@@ -323,12 +334,17 @@ class TransposedConvLayer(Layer):
     output_size : int or tuple of int, optional
         Output spatial lengths when several fit (``stride > 1``); must map back to the input
         lengths under the forward convolution.
-    untie_biases, b, nonlinearity, flip_filters, num_groups, n
-        As in `ConvLayer`; `flip_filters` defaults to False like Lasagne's.
+    untie_biases, b, nonlinearity, num_groups, n
+        As in `ConvLayer`.
+    flip_filters : bool
+        As Lasagne: False (the default) transposes a true convolution with `W`, True transposes
+        a cross-correlation.
 
     Notes
     -----
-    Output length for input length ``n``: 'same' ``n * stride``; otherwise
+    Output length for input length ``n``: 'same' ``n * stride`` (Lasagne's 'same' cropped
+    ``k // 2`` on both sides, giving ``(n - 1) * stride + 1`` for odd ``k``: pass ``crop=k // 2``
+    for that); otherwise
     ``(n - 1) * stride + extent - before - after`` with ``extent = (k - 1) * dilation + 1``
     ('valid' crops nothing, 'full' crops ``extent - 1`` on each side).
     """
@@ -468,7 +484,13 @@ class TransposedConvLayer(Layer):
         # costs no memory
         out_ref = pt.broadcast_to(pt.zeros((1,) * input.ndim, dtype=input.dtype), shape)
         op = DilatedCorrGradInputs(
-            self.stride, self.dilation, self._pads, self.num_groups, self.flip_filters
+            # Lasagne: the gradient of a *true* convolution unless flip_filters (filter_flip=not
+            # flip_filters), i.e. the forward correlation flips exactly when flip_filters is False
+            self.stride,
+            self.dilation,
+            self._pads,
+            self.num_groups,
+            not self.flip_filters,
         )
         conved = op(self.W, input, out_ref)
         if self.b is not None:
@@ -482,15 +504,17 @@ class TransposedConvLayer(Layer):
 class TransposedConv2DLayer(TransposedConvLayer):
     """`TransposedConvLayer` with ``n=2``."""
 
-    def __init__(self, incoming, num_filters, filter_size, stride=(1, 1), crop=0, **kwargs):
-        super().__init__(incoming, num_filters, filter_size, stride, crop, n=2, **kwargs)
+    def __init__(self, incoming, num_filters, filter_size, stride=(1, 1), crop=0, *args, **kwargs):
+        super().__init__(incoming, num_filters, filter_size, stride, crop, *args, n=2, **kwargs)
 
 
 class TransposedConv3DLayer(TransposedConvLayer):
     """`TransposedConvLayer` with ``n=3``."""
 
-    def __init__(self, incoming, num_filters, filter_size, stride=(1, 1, 1), crop=0, **kwargs):
-        super().__init__(incoming, num_filters, filter_size, stride, crop, n=3, **kwargs)
+    def __init__(
+        self, incoming, num_filters, filter_size, stride=(1, 1, 1), crop=0, *args, **kwargs
+    ):
+        super().__init__(incoming, num_filters, filter_size, stride, crop, *args, n=3, **kwargs)
 
 
 Deconv2DLayer = TransposedConv2DLayer

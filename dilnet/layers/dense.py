@@ -39,10 +39,11 @@ class DenseLayer(Layer):
         if not is_int(num_units) or num_units < 1:
             raise ConfigError(invalid(where, "num_units", "a positive int", num_units))
         rank = len(self.input_shape)
-        if not is_int(num_leading_axes) or not 1 <= num_leading_axes < rank:
+        if not is_int(num_leading_axes) or not -rank <= num_leading_axes < rank:
             raise ConfigError(
-                invalid(where, "num_leading_axes", f"1 to {rank - 1}", num_leading_axes)
+                invalid(where, "num_leading_axes", f"{-rank} to {rank - 1}", num_leading_axes)
             )
+        num_leading_axes %= rank  # negative: count the flattened axes from the end
         tail = self.input_shape[num_leading_axes:]
         if None in tail:
             raise ShapeError(

@@ -22,8 +22,9 @@ class InputLayer(Layer):
         The input's shape, ``None`` for lengths known only at run time, e.g.
         ``(None, 1, None, None, None)`` for batches of single-channel volumes of any size.
     input_var : TensorVariable, optional
-        The symbolic input; by default a new tensor of dtype ``floatX`` whose static shape is
-        `shape`.
+        The symbolic input; by default a new tensor of dtype ``floatX`` with `shape`'s rank
+        whose axes of length 1 are broadcastable (as Lasagne's): other lengths are not fixed in
+        the graph, so e.g. a smaller last batch runs.
     name : str, optional
     """
 
@@ -42,7 +43,7 @@ class InputLayer(Layer):
             input_var = pt.tensor(
                 name=f"{name}.input" if name else "input",
                 dtype=pytensor.config.floatX,
-                shape=self.shape,
+                shape=tuple(1 if s == 1 else None for s in self.shape),
             )
         elif not isinstance(input_var, Variable) or input_var.ndim != len(self.shape):
             raise ShapeError(

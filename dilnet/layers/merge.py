@@ -19,18 +19,24 @@ CROP_MODES = (None, "lower", "center", "upper")
 
 
 def _check_cropping(layer, cropping):
+    """None, or one entry per axis (a shorter sequence is padded with None, as Lasagne)."""
     if cropping is None:
         return None
-    if not isinstance(cropping, tuple | list) or any(c not in CROP_MODES for c in cropping):
+    rank = len(layer.input_shapes[0])
+    if (
+        not isinstance(cropping, tuple | list)
+        or len(cropping) > rank
+        or any(c not in CROP_MODES for c in cropping)
+    ):
         raise ConfigError(
             invalid(
                 describe(layer),
                 "cropping",
-                "None or a sequence of None/'lower'/'center'/'upper', one per axis",
+                f"None or up to {rank} entries of None/'lower'/'center'/'upper', one per axis",
                 cropping,
             )
         )
-    return tuple(cropping)
+    return tuple(cropping) + (None,) * (rank - len(cropping))
 
 
 def autocrop_array_shapes(input_shapes, cropping):
@@ -44,8 +50,9 @@ def autocrop_array_shapes(input_shapes, cropping):
     for axis, mode in enumerate(cropping):
         if mode is None:
             continue
-        known = [s[axis] for s in input_shapes if s[axis] is not None]
-        smallest = min(known) if known else None
+        lengths = [s[axis] for s in input_shapes]
+        # an unknown length may be the smallest: the cropped length is then unknown too
+        smallest = None if None in lengths else min(lengths)
         for s in out:
             s[axis] = smallest
     return [tuple(s) for s in out]

@@ -3,14 +3,22 @@
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-from pytensor.tensor.random.basic import binomial
+from pytensor.graph.basic import Variable
+from pytensor.tensor.random.basic import binomial, normal
 
 from .. import random as dilnet_random
 from ..errors import ConfigError, invalid
 from ..utils import is_int
 from .base import Layer, add_state_update, describe
 
-__all__ = ["DropoutLayer", "dropout", "dropout_channels", "spatial_dropout"]
+__all__ = ["DropoutLayer", "GaussianNoiseLayer", "dropout", "dropout_channels", "spatial_dropout"]
+
+
+def _layer_rng(layer):
+    """A shared generator seeded from `dilnet.random.get_rng()`."""
+    rng = dilnet_random.get_rng()
+    seed = int(rng.integers(1, 2**31)) if hasattr(rng, "integers") else int(rng.randint(1, 2**31))
+    return pytensor.shared(np.random.default_rng(seed), name=f"{layer.name or 'noise'}.rng")
 
 
 class DropoutLayer(Layer):
@@ -18,8 +26,8 @@ class DropoutLayer(Layer):
 
     Parameters
     ----------
-    p : float
-        Drop probability, ``0 <= p < 1``.
+    p : float or scalar tensor
+        Drop probability, ``0 <= p < 1`` (a shared scalar lets you change it between steps).
     rescale : bool
         Divide the kept elements by ``1 - p`` so the expected sum is unchanged (inverted
         dropout); deterministic outputs are then the input itself.
@@ -39,30 +47,27 @@ class DropoutLayer(Layer):
     def __init__(self, incoming, p=0.5, rescale=True, shared_axes=(), **kwargs):
         super().__init__(incoming, **kwargs)
         where = describe(self)
-        if not isinstance(p, int | float) or isinstance(p, bool) or not 0 <= p < 1:
-            raise ConfigError(invalid(where, "p", "a probability in [0, 1)", p))
+        symbolic = isinstance(p, Variable) and p.ndim == 0
+        if not symbolic and (
+            not isinstance(p, int | float) or isinstance(p, bool) or not 0 <= p < 1
+        ):
+            raise ConfigError(invalid(where, "p", "a probability in [0, 1) or a scalar tensor", p))
         rank = len(self.input_shape)
         axes = (shared_axes,) if is_int(shared_axes) else tuple(shared_axes)
         if not all(is_int(a) and -rank <= a < rank for a in axes):
             raise ConfigError(
                 invalid(where, "shared_axes", f"axes of a {rank}-d input", shared_axes)
             )
-        self.p, self.rescale = float(p), bool(rescale)
+        self.p, self.rescale = (p if symbolic else float(p)), bool(rescale)
         self.shared_axes = tuple(sorted({a % rank for a in axes}))
-        rng = dilnet_random.get_rng()
-        seed = (
-            int(rng.integers(1, 2**31)) if hasattr(rng, "integers") else int(rng.randint(1, 2**31))
-        )
-        self._rng = pytensor.shared(
-            np.random.default_rng(seed), name=f"{self.name or 'dropout'}.rng"
-        )
+        self._rng = _layer_rng(self)
 
     def get_output_for(self, input, deterministic=False, **kwargs):
-        if deterministic or self.p == 0:
+        if deterministic or (not isinstance(self.p, Variable) and self.p == 0):
             return input
         retain = 1 - self.p
         if self.rescale:
-            input = input / np.asarray(retain, dtype=input.dtype)
+            input = input / pt.cast(retain, input.dtype)
         mask_shape = tuple(
             1 if a in self.shared_axes else input.shape[a] for a in range(input.ndim)
         )
@@ -75,6 +80,31 @@ class DropoutLayer(Layer):
 
 
 dropout = DropoutLayer
+
+
+class GaussianNoiseLayer(Layer):
+    """Add zero-mean Gaussian noise of standard deviation `sigma` during training.
+
+    ``get_output(..., deterministic=True)`` returns the input; the generator advances like
+    `DropoutLayer`'s.
+    """
+
+    def __init__(self, incoming, sigma=0.1, **kwargs):
+        super().__init__(incoming, **kwargs)
+        if not isinstance(sigma, Variable) and (
+            not isinstance(sigma, int | float) or isinstance(sigma, bool) or sigma < 0
+        ):
+            raise ConfigError(invalid(describe(self), "sigma", "a non-negative number", sigma))
+        self.sigma = sigma
+        self._rng = _layer_rng(self)
+
+    def get_output_for(self, input, deterministic=False, **kwargs):
+        if deterministic or (not isinstance(self.sigma, Variable) and self.sigma == 0):
+            return input
+        next_rng, noise = normal(
+            0, self.sigma, size=input.shape, rng=self._rng, return_next_rng=True
+        )
+        return add_state_update(input + pt.cast(noise, input.dtype), self._rng, next_rng)
 
 
 def dropout_channels(incoming, *args, **kwargs):

@@ -134,7 +134,8 @@ class BatchNormLayer(Layer):
 def batch_norm(layer, **kwargs):
     """Insert a `BatchNormLayer` after `layer`, moving its nonlinearity after the BN.
 
-    `layer`'s bias is removed (the BN's `beta` replaces it). The BN layer is named
+    `layer`'s bias is removed (the BN's `beta` replaces it). As in Lasagne, a
+    `NonlinearityLayer` follows whenever `layer` has a nonlinearity (identity included). The BN layer is named
     ``<layer name>_bn`` and the nonlinearity layer ``<layer name>_bn_nonlin`` when `layer` has
     a name. Returns the last layer added.
     """
@@ -146,7 +147,7 @@ def batch_norm(layer, **kwargs):
         layer.b = None
     bn_name = kwargs.pop("name", None) or (layer.name and layer.name + "_bn")
     layer = BatchNormLayer(layer, name=bn_name, **kwargs)
-    if nonlinearity is not None and nonlinearity is not nonlinearities.identity:
+    if nonlinearity is not None:
         nonlin_name = bn_name and bn_name + "_nonlin"
         layer = NonlinearityLayer(layer, nonlinearity, name=nonlin_name)
     return layer

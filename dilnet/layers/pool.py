@@ -148,12 +148,20 @@ class PoolLayer(Layer):
                 result = pt.maximum(result, view)
             else:
                 result = result + view
-        if self.mode == "average_inc_pad":
+        if self.mode == "average_inc_pad" and self.ignore_border:
             return result / np.prod(self.pool_size)
-        if self.mode == "average_exc_pad":
-            ones = pt.ones((1, 1, *lengths), dtype=input.dtype)
+        if self.mode != "max":
+            # windows count their elements inside the input ('average_exc_pad') or inside the
+            # padded input ('average_inc_pad'; Theano clips a last partial window to it)
+            inc = self.mode == "average_inc_pad"
+            core = [
+                length + 2 * p if inc else length
+                for length, p in zip(lengths, self.pad, strict=True)
+            ]
+            ones = pt.ones((1, 1, *core), dtype=input.dtype)
+            canvas_pad = (0,) * n if inc else self.pad
             counts = PoolLayer._sum_windows(
-                self._pad(ones, lengths, padded, 0.0), self.pool_size, outs, self.stride
+                _place(ones, core, canvas_pad, padded, 0.0), self.pool_size, outs, self.stride
             )
             return result / counts
         return result
@@ -184,42 +192,44 @@ class PoolLayer(Layer):
 
     def _pad(self, x, lengths, padded, fill):
         """`x` inside a canvas of `fill`: ``pad`` before, up to `padded` elements per axis."""
-        if not any(self.pad) and all(
-            isinstance(want, int) and isinstance(have, int) and want <= have
-            for want, have in zip(padded, x.type.shape[2:], strict=True)
-        ):
-            return x
-        shape = [x.shape[0], x.shape[1]]
-        for length, p, want in zip(lengths, self.pad, padded, strict=True):
-            shape.append(pt.maximum(want, length + p))
-        canvas = pt.full(shape, fill, dtype=x.dtype)
-        index = (
-            slice(None),
-            slice(None),
-            *tuple(slice(p, p + length) for p, length in zip(self.pad, lengths, strict=True)),
-        )
-        return pt.set_subtensor(canvas[index], x)
+        if self.ignore_border and not any(self.pad):
+            return x  # whole windows only: every window lies inside x
+        return _place(x, lengths, self.pad, padded, fill)
+
+
+def _place(x, lengths, before, padded, fill):
+    """`x` at offset `before` inside a canvas of `fill`, at least `padded` long per axis."""
+    shape = [x.shape[0], x.shape[1]]
+    for length, p, want in zip(lengths, before, padded, strict=True):
+        shape.append(pt.maximum(want, length + p))
+    canvas = pt.full(shape, fill, dtype=x.dtype)
+    index = (
+        slice(None),
+        slice(None),
+        *(slice(p, p + length) for p, length in zip(before, lengths, strict=True)),
+    )
+    return pt.set_subtensor(canvas[index], x)
 
 
 class Pool1DLayer(PoolLayer):
     """`PoolLayer` with ``n=1``."""
 
-    def __init__(self, incoming, pool_size, stride=None, pad=0, **kwargs):
-        super().__init__(incoming, pool_size, stride, pad, n=1, **kwargs)
+    def __init__(self, incoming, pool_size, stride=None, pad=0, *args, **kwargs):
+        super().__init__(incoming, pool_size, stride, pad, *args, n=1, **kwargs)
 
 
 class Pool2DLayer(PoolLayer):
     """`PoolLayer` with ``n=2``."""
 
-    def __init__(self, incoming, pool_size, stride=None, pad=(0, 0), **kwargs):
-        super().__init__(incoming, pool_size, stride, pad, n=2, **kwargs)
+    def __init__(self, incoming, pool_size, stride=None, pad=(0, 0), *args, **kwargs):
+        super().__init__(incoming, pool_size, stride, pad, *args, n=2, **kwargs)
 
 
 class Pool3DLayer(PoolLayer):
     """`PoolLayer` with ``n=3``."""
 
-    def __init__(self, incoming, pool_size, stride=None, pad=(0, 0, 0), **kwargs):
-        super().__init__(incoming, pool_size, stride, pad, n=3, **kwargs)
+    def __init__(self, incoming, pool_size, stride=None, pad=(0, 0, 0), *args, **kwargs):
+        super().__init__(incoming, pool_size, stride, pad, *args, n=3, **kwargs)
 
 
 class MaxPool1DLayer(Pool1DLayer):

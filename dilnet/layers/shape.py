@@ -161,22 +161,27 @@ class ReshapeLayer(Layer):
 
     def get_output_shape_for(self, input_shape):
         out = [input_shape[s[0]] if isinstance(s, list) else s for s in self.shape]
-        # axes copied with [i] cancel out; the rest must hold the same number of elements
-        copied = {s[0] for s in self.shape if isinstance(s, list)}
-        rest_in = [n for axis, n in enumerate(input_shape) if axis not in copied]
-        rest_out = [s for s in self.shape if not isinstance(s, list) and s != -1]
-        if None in rest_in:
-            if -1 in out:
-                out[out.index(-1)] = None
-            return tuple(out)
-        have, want = int(np.prod(rest_in)), int(np.prod(rest_out))
-        if (-1 in out and have % want) or (-1 not in out and have != want):
+        # Lasagne's rule: the first copy of an unknown input length cancels against it; every
+        # other length counts towards the element totals on each side
+        masked_in, masked_out = list(input_shape), list(out)
+        for dim, s in enumerate(self.shape):
+            if isinstance(s, list) and input_shape[s[0]] is None and masked_in[s[0]] is None:
+                masked_in[s[0]], masked_out[dim] = 1, 1
+        known = None not in masked_in and None not in masked_out
+        have = int(np.prod(masked_in)) if known else None
+        want = int(np.prod([n for n in masked_out if n != -1])) if known else None
+        if -1 in out:
+            if known and have % want:
+                raise ShapeError(
+                    f"{describe(self)}: cannot reshape input shape {input_shape} to "
+                    f"{self.shape}: {have} elements do not divide into parts of {want}."
+                )
+            out[out.index(-1)] = have // want if known else None
+        elif known and have != want:
             raise ShapeError(
                 f"{describe(self)}: cannot reshape input shape {input_shape} to {self.shape}: "
-                f"{have} elements outside the copied axes, {want} requested."
+                f"{have} elements in, {want} out."
             )
-        if -1 in out:
-            out[out.index(-1)] = have // want
         return tuple(out)
 
     def get_output_for(self, input, **kwargs):
@@ -194,6 +199,8 @@ class DimshuffleLayer(Layer):
         super().__init__(incoming, **kwargs)
         where = describe(self)
         rank = len(self.input_shape)
+        if not isinstance(pattern, tuple | list):
+            raise ConfigError(invalid(where, "pattern", "a tuple of input axes and 'x'", pattern))
         used = [p for p in pattern if p != "x"]
         if not all(is_int(p) and 0 <= p < rank for p in used) or len(set(used)) != len(used):
             raise ConfigError(

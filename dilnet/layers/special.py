@@ -99,7 +99,9 @@ class ScaleLayer(Layer):
     def __init__(self, incoming, scales=init.Constant(1), shared_axes="auto", **kwargs):
         super().__init__(incoming, **kwargs)
         self.shared_axes = _shared_axes(self, shared_axes)
-        self.scales = self.add_param(scales, _param_shape(self, self.shared_axes), "scales")
+        self.scales = self.add_param(
+            scales, _param_shape(self, self.shared_axes), "scales", regularizable=False
+        )
 
     def get_output_for(self, input, **kwargs):
         return input * _broadcast(self.scales, self.shared_axes, input.ndim)
@@ -114,8 +116,8 @@ class ExpressionLayer(Layer):
         Takes and returns a PyTensor expression.
     output_shape : None, tuple, callable or 'auto'
         None: same as the input; a tuple; a callable of the input shape; 'auto' evaluates
-        `function` on a zero input (unknown lengths set to 1) — lengths that stay 1 where the
-        input length was unknown are reported as None.
+        `function` on a zero input whose unknown lengths are 0, and reports output lengths of 0
+        as None (Lasagne's rule).
     """
 
     def __init__(self, incoming, function, output_shape=None, **kwargs):
@@ -143,15 +145,10 @@ class ExpressionLayer(Layer):
         if spec is None:
             return input_shape
         if spec == "auto":
-            probe = pt.zeros(tuple(1 if s is None else s for s in input_shape))
+            probe = pt.zeros(tuple(0 if s is None else s for s in input_shape))
             # the Python VM: no JIT or C compilation for a one-off probe
             out_shape = pytensor.function([], self.function(probe).shape, mode="FAST_COMPILE")()
-            shape = tuple(int(s) for s in out_shape)
-            if len(shape) == len(input_shape):
-                shape = tuple(
-                    None if s_in is None and s == 1 else s
-                    for s, s_in in zip(shape, input_shape, strict=True)
-                )
+            shape = tuple(int(s) or None for s in out_shape)
             return shape
         if callable(spec):
             return tuple(spec(input_shape))

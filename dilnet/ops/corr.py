@@ -174,6 +174,14 @@ class DilatedCorrGradInputs(_CorrOp):
 
     def perform(self, node, inputs, outputs):
         W, gy, x = inputs
+        expected = self.output_spatial(x.shape[2:], W.shape[2:])
+        if tuple(gy.shape[2:]) != tuple(expected) or min(expected, default=1) < 1:
+            # e.g. a transposed convolution whose crop leaves nothing for this input length
+            raise ShapeError(
+                f"{_WHERE}: an input of spatial shape {tuple(x.shape[2:])} gives outputs of "
+                f"shape {tuple(expected)} with kernel {tuple(W.shape[2:])}, but the output "
+                f"gradient has spatial shape {tuple(gy.shape[2:])}."
+            )
         kern = select.cpu_kernels()
         Wk = _flip(W) if self.flip_filters else W
         pads = self.resolve_pads(x.shape[2:], W.shape[2:])

@@ -97,7 +97,11 @@ def test_dilated_conv_layers_use_lasagne_signature_with_same_padding():
         ((1, 1, 6, 6, 6), 2, 3, 1, 2, "full", (2, 2, 2)),
     ],
 )
-def test_transposed_conv_layer_matches_scatter_oracle(shape, nf, fs, stride, dil, crop, out):
+@pytest.mark.parametrize("flip", [False, True])
+def test_transposed_conv_layer_matches_scatter_oracle(shape, nf, fs, stride, dil, crop, out, flip):
+    """Lasagne's transposed layer is the input gradient of a true convolution with W
+    (flip_filters=False, its default) or of a cross-correlation (flip_filters=True); the
+    scatter oracle scatters through a cross-correlation, so flip W for the default."""
     n = len(shape) - 2
     x = rng(3).standard_normal(shape)
     layer = L.TransposedConvLayer(
@@ -109,14 +113,16 @@ def test_transposed_conv_layer_matches_scatter_oracle(shape, nf, fs, stride, dil
         dilation=dil,
         nonlinearity=None,
         b=None,
+        flip_filters=flip,
     )
     W = layer.W.get_value()
+    W_scatter = W if flip else W[(slice(None), slice(None)) + (slice(None, None, -1),) * n]
     assert W.shape[:2] == (shape[1], nf)
     tup = lambda v: v if isinstance(v, tuple) else (v,) * n  # noqa: E731
     pads = [
         resolve_padding(o, k, crop, s, d) for o, k, s, d in zip(out, tup(fs), tup(stride), tup(dil))
     ]
-    want = transposed_conv_reference(x, W, tup(stride), tup(dil), pads, out)
+    want = transposed_conv_reference(x, W_scatter, tup(stride), tup(dil), pads, out)
     got = evaluate(layer, x)
     assert got.shape == (shape[0], nf, *out) == L.get_output_shape(layer, shape)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
@@ -126,7 +132,15 @@ def test_transposed_conv_output_size_picks_among_lengths_and_is_checked():
     x = rng(4).standard_normal((1, 2, 4, 4, 4))
     incoming = L.InputLayer((None, 2, 4, 4, 4))
     layer = L.TransposedConv3DLayer(
-        incoming, 3, 3, stride=2, crop=1, output_size=8, b=None, nonlinearity=None
+        incoming,
+        3,
+        3,
+        stride=2,
+        crop=1,
+        output_size=8,
+        b=None,
+        nonlinearity=None,
+        flip_filters=True,
     )
     got = evaluate(layer, x)
     want = transposed_conv_reference(
@@ -148,6 +162,8 @@ def test_transposed_conv_output_size_picks_among_lengths_and_is_checked():
         ((1, 2, 5, 6, 7), 2, None, 0, False, "max"),
         ((1, 1, 5, 5, 6), 3, 2, 1, True, "max"),
         ((1, 2, 7, 5), 3, 1, 0, False, "average_exc_pad"),
+        ((1, 2, 5, 6), 2, None, 0, False, "average_inc_pad"),
+        ((1, 1, 8, 7), 3, 2, 0, False, "average_inc_pad"),
     ],
 )
 def test_pool_layer_matches_window_oracle(shape, pool, stride, pad, ignore_border, mode):
