@@ -14,7 +14,7 @@ after warm-up (``jax.block_until_ready`` / ``torch.cuda.synchronize`` around eac
      ``pytensor.function(..., mode="JAX")``; parameters, input and target are shared variables
      whose values are device arrays (the SGD updates run in the same compiled function, which
      returns only the loss), checked with ``jax.transfer_guard("disallow")``. Timed once per
-     weight-gradient strategy of ``dilnet.backends.jax_backend`` ('taps' first).
+     weight-gradient strategy of ``dilnet.backends.jax_backend`` (the default, space_to_batch, first).
    Same initial values for both; agreement: forward output, loss, gradients, loss after a step.
 2. One dilated layer, x (N, C, S^3), W (C, C, 3, 3, 3), d = 1, 2, 4: the forward pass against
    Lasagne's 2016 "backward-wrt-weights trick" (the dilated forward computed as the weight
@@ -196,7 +196,8 @@ def environment(args):
         env["pytensor/dilnet"] = f"unavailable: {type(err).__name__}: {err}"
     for key, value in env.items():
         log(f"- {key}: {value}")
-    if "cuda" not in str(env.get("jax_device", "")).lower() and env.get("torch_device") not in (
+    jax_device = str(env.get("jax_device", "")).lower()
+    if not any(k in jax_device for k in ("cuda", "gpu")) and env.get("torch_device") not in (
         None,
         "cpu",
     ):
@@ -406,7 +407,7 @@ def dilnet_step(net, loss_fn, ref, cfg, strategy):
         train, t_compile = net.compile(net.loss, updates=net.updates)
     finally:
         jax_backend.set_jax_weight_grad(
-            RESULTS.get("environment", {}).get("dilnet_jax_weight_grad_default", "taps")
+            RESULTS.get("environment", {}).get("dilnet_jax_weight_grad_default", "space_to_batch")
         )
     loss0, *grads = check()
     t0 = time.perf_counter()
@@ -638,7 +639,7 @@ def main():
     )
     parser.add_argument(
         "--strategies",
-        default="taps,space_to_batch,vjp",
+        default="space_to_batch,taps,vjp",
         help="dilnet weight-gradient strategies to time, in order (the first is always run)",
     )
     args = parser.parse_args()

@@ -67,14 +67,16 @@ WEIGHT_GRAD_STRATEGIES = ("taps", "space_to_batch", "vjp")
 WEIGHT_GRAD_DOC = """\
 How the weight gradient dL/dW is formulated for XLA:
 
-- 'taps' (the default): for each kernel tap, one ``dot_general`` of the output gradient with a
+- 'taps': for each kernel tap, one ``dot_general`` of the output gradient with a
   strided, dilated, shifted slice of the padded input, contracting batch and space. Matrix
   products only, so it avoids XLA's slow dilated backward-filter convolution; it re-reads the
   output gradient once per tap (memory-bound on a GPU).
-- 'space_to_batch': where every stride is 1, the dilation is moved into the batch (each
+- 'space_to_batch' (the default): where every stride is 1, the dilation is moved into the batch (each
   residue class modulo the dilation becomes a batch entry, as TensorFlow's ``atrous_conv2d``
   does), leaving the weight gradient of an *undilated* convolution, which XLA hands to cuDNN's
-  backward-filter kernel. Falls back to 'taps' where a stride is above 1.
+  backward-filter kernel. Falls back to 'taps' where a stride is above 1. Measured on an H200
+  (bench/gpu.py, 3D context module C=32, x (2, 32, 96³), 2026-11-26): training step 45.2 ms,
+  against 55.3 ms with 'taps', 347.7 ms with 'vjp' and 42.6 ms for PyTorch/cuDNN.
 - 'vjp': ``jax.vjp`` of the forward convolution, i.e. XLA's own transpose rule (fast for
   undilated convolutions; slow on GPUs for dilated ones).
 
@@ -88,7 +90,7 @@ emit that many products, while XLA's transpose is then a convolution whose windo
 MAX_UNROLLED_TAPS = 343  # 7x7x7; beyond it 'taps' uses the 'vjp' formulation
 
 _precision = os.environ.get("DILNET_JAX_PRECISION", "default")
-_weight_grad = os.environ.get("DILNET_JAX_WEIGHT_GRAD", "taps")
+_weight_grad = os.environ.get("DILNET_JAX_WEIGHT_GRAD", "space_to_batch")
 
 _LAX_PRECISION = {
     "default": None,  # lets jax.default_matmul_precision apply

@@ -2,8 +2,8 @@
 `theano` -> `pytensor`), in the style of Lasagne's MNIST example, learns its task.
 
 The one line beyond imports is Theano's default compile mode, C VM (``mode="CVM"``): PyTensor's
-own default, Numba, took 83 s for this training function's first call and 0.27 s per call
-here, against 0.13 s and 0.65 ms with CVM (docs/layers.md).
+own default, Numba, took 107 s for this training function's first call on a fresh cache
+(bench/port_modes.py, docs/benchmarks.md).
 """
 
 import numpy as np
