@@ -70,7 +70,69 @@ def _pad_entries(pad, n, where, name="pad"):
         raise ConfigError(invalid(where, name, expected, pad)) from err
 
 
-class ConvLayer(Layer):
+class _ConvBase(Layer):
+    """What convolution and transposed convolution layers share: argument checks, W and b."""
+
+    def _configure(
+        self, n, num_filters, filter_size, stride, dilation, pad, pad_name, num_groups,
+        flip_filters, untie_biases, nonlinearity,
+    ):  # fmt: skip
+        where = describe(self)
+        self.n = n = _spatial_rank(self, self.input_shape, n)
+        if not is_int(num_filters) or num_filters < 1:
+            raise ConfigError(invalid(where, "num_filters", "a positive int", num_filters))
+        self.num_filters = int(num_filters)
+        self.filter_size = as_tuple(filter_size, n, "filter_size", where, minimum=1)
+        self.stride = as_tuple(stride, n, "stride", where, minimum=1)
+        self.dilation = as_tuple(dilation, n, "dilation", where, minimum=1)
+        self._pads = _pad_entries(pad, n, where, pad_name)
+        if not is_int(num_groups) or num_groups < 1:
+            raise ConfigError(invalid(where, "num_groups", "a positive int", num_groups))
+        channels = self.input_shape[1]
+        if channels % num_groups or self.num_filters % num_groups:
+            raise ShapeError(
+                invalid(
+                    where,
+                    "num_groups",
+                    f"a divisor of both the {channels} input channels and num_filters="
+                    f"{self.num_filters}",
+                    num_groups,
+                )
+            )
+        self.num_groups = int(num_groups)
+        self.flip_filters = bool(flip_filters)
+        self.untie_biases = bool(untie_biases)
+        self.nonlinearity = nonlinearity if nonlinearity is not None else nonlinearities.identity
+
+    def _add_weights(self, W, b):
+        self.W = self.add_param(W, self.get_W_shape(), name="W")
+        if b is None:
+            self.b = None
+            return
+        spatial = self.output_shape[2:]
+        if self.untie_biases and any(s is None for s in spatial):
+            raise ShapeError(
+                invalid(
+                    describe(self),
+                    "untie_biases",
+                    "False when the output's spatial lengths are unknown",
+                    True,
+                )
+            )
+        shape = (self.num_filters, *spatial) if self.untie_biases else (self.num_filters,)
+        self.b = self.add_param(b, shape, name="b", regularizable=False)
+
+    def _finish(self, conved):
+        """Add the biases and apply the nonlinearity."""
+        if self.b is not None:
+            if self.untie_biases:
+                conved = conved + pt.shape_padleft(self.b)
+            else:
+                conved = conved + self.b.dimshuffle("x", 0, *("x",) * self.n)
+        return self.nonlinearity(conved)
+
+
+class ConvLayer(_ConvBase):
     """N-d dilated convolution layer (1D, 2D or 3D from the input's rank, or fixed by `n`).
 
     Parameters
@@ -126,53 +188,13 @@ class ConvLayer(Layer):
         **kwargs,
     ):
         super().__init__(incoming, **kwargs)
-        where = describe(self)
-        self.n = n = _spatial_rank(self, self.input_shape, n)
-        if not is_int(num_filters) or num_filters < 1:
-            raise ConfigError(invalid(where, "num_filters", "a positive int", num_filters))
-        self.num_filters = int(num_filters)
-        self.filter_size = as_tuple(filter_size, n, "filter_size", where, minimum=1)
-        self.stride = as_tuple(stride, n, "stride", where, minimum=1)
-        self.dilation = as_tuple(dilation, n, "dilation", where, minimum=1)
         self.pad = pad
-        self._pads = _pad_entries(pad, n, where)
-        if not is_int(num_groups) or num_groups < 1:
-            raise ConfigError(invalid(where, "num_groups", "a positive int", num_groups))
-        channels = self.input_shape[1]
-        if channels % num_groups or self.num_filters % num_groups:
-            raise ShapeError(
-                invalid(
-                    where,
-                    "num_groups",
-                    f"a divisor of both the {channels} input channels and num_filters="
-                    f"{self.num_filters}",
-                    num_groups,
-                )
-            )
-        self.num_groups = int(num_groups)
-        self.flip_filters = bool(flip_filters)
-        self.untie_biases = bool(untie_biases)
-        self.nonlinearity = nonlinearity if nonlinearity is not None else nonlinearities.identity
+        self._configure(
+            n, num_filters, filter_size, stride, dilation, pad, "pad", num_groups, flip_filters,
+            untie_biases, nonlinearity,
+        )  # fmt: skip
         self._check_fits()
-        self.W = self.add_param(W, self.get_W_shape(), name="W")
-        if b is None:
-            self.b = None
-        else:
-            if self.untie_biases:
-                spatial = self.output_shape[2:]
-                if any(s is None for s in spatial):
-                    raise ShapeError(
-                        invalid(
-                            where,
-                            "untie_biases",
-                            "False when the output's spatial lengths are unknown",
-                            self.untie_biases,
-                        )
-                    )
-                shape = (self.num_filters, *spatial)
-            else:
-                shape = (self.num_filters,)
-            self.b = self.add_param(b, shape, name="b", regularizable=False)
+        self._add_weights(W, b)
 
     def _check_fits(self):
         for axis, (length, k, d, p, s) in enumerate(
@@ -227,12 +249,7 @@ class ConvLayer(Layer):
 
     def get_output_for(self, input, **kwargs):
         conved = self.convolve(input, **kwargs)
-        if self.b is not None:
-            if self.untie_biases:
-                conved = conved + pt.shape_padleft(self.b)
-            else:
-                conved = conved + self.b.dimshuffle("x", 0, *("x",) * self.n)
-        return self.nonlinearity(conved)
+        return self._finish(conved)
 
 
 class Conv1DLayer(ConvLayer):
@@ -315,7 +332,7 @@ class DilatedConv3DLayer(DilatedConv2DLayer):
     _n = 3
 
 
-class TransposedConvLayer(Layer):
+class TransposedConvLayer(_ConvBase):
     """N-d transposed convolution (the gradient of a convolution w.r.t. its input).
 
     Parameters
@@ -368,54 +385,18 @@ class TransposedConvLayer(Layer):
         **kwargs,
     ):
         super().__init__(incoming, **kwargs)
-        where = describe(self)
-        self.n = n = _spatial_rank(self, self.input_shape, n)
-        if not is_int(num_filters) or num_filters < 1:
-            raise ConfigError(invalid(where, "num_filters", "a positive int", num_filters))
-        self.num_filters = int(num_filters)
-        self.filter_size = as_tuple(filter_size, n, "filter_size", where, minimum=1)
-        self.stride = as_tuple(stride, n, "stride", where, minimum=1)
-        self.dilation = as_tuple(dilation, n, "dilation", where, minimum=1)
         self.crop = crop
-        self._pads = _pad_entries(crop, n, where, "crop")
-        if not is_int(num_groups) or num_groups < 1:
-            raise ConfigError(invalid(where, "num_groups", "a positive int", num_groups))
-        if self.input_shape[1] % num_groups or self.num_filters % num_groups:
-            raise ShapeError(
-                invalid(
-                    where,
-                    "num_groups",
-                    f"a divisor of both the {self.input_shape[1]} input channels and "
-                    f"num_filters={self.num_filters}",
-                    num_groups,
-                )
-            )
-        self.num_groups = int(num_groups)
-        self.flip_filters = bool(flip_filters)
-        self.untie_biases = bool(untie_biases)
-        self.nonlinearity = nonlinearity if nonlinearity is not None else nonlinearities.identity
+        self._configure(
+            n, num_filters, filter_size, stride, dilation, crop, "crop", num_groups,
+            flip_filters, untie_biases, nonlinearity,
+        )  # fmt: skip
         self.output_size = (
             None
             if output_size is None
-            else as_tuple(output_size, n, "output_size", where, minimum=1)
+            else as_tuple(output_size, self.n, "output_size", describe(self), minimum=1)
         )
         self._check_output_size()
-        self.W = self.add_param(W, self.get_W_shape(), name="W")
-        if b is None:
-            self.b = None
-        else:
-            spatial = self.output_shape[2:]
-            if self.untie_biases and any(s is None for s in spatial):
-                raise ShapeError(
-                    invalid(
-                        where,
-                        "untie_biases",
-                        "False when the output's spatial lengths are unknown",
-                        True,
-                    )
-                )
-            shape = (self.num_filters, *spatial) if self.untie_biases else (self.num_filters,)
-            self.b = self.add_param(b, shape, name="b", regularizable=False)
+        self._add_weights(W, b)
 
     def get_W_shape(self):
         """``(channels, num_filters // num_groups, *filter_size)``."""
@@ -493,12 +474,7 @@ class TransposedConvLayer(Layer):
             not self.flip_filters,
         )
         conved = op(self.W, input, out_ref)
-        if self.b is not None:
-            if self.untie_biases:
-                conved = conved + pt.shape_padleft(self.b)
-            else:
-                conved = conved + self.b.dimshuffle("x", 0, *("x",) * self.n)
-        return self.nonlinearity(conved)
+        return self._finish(conved)
 
 
 class TransposedConv2DLayer(TransposedConvLayer):
