@@ -193,7 +193,21 @@ class Uniform(Initializer):
         return _floatX(get_rng().uniform(low=self.range[0], high=self.range[1], size=shape))
 
 
-class Glorot(Initializer):
+class _FanScaled(Initializer):
+    """Shared arguments of `Glorot` and `He`: a std-taking initializer, a gain, the layout."""
+
+    def __init__(self, initializer, gain=1.0, c01b=False):
+        where = type(self).__name__
+        if not callable(initializer):
+            raise ConfigError(
+                invalid(where, "initializer", "a callable taking std=, e.g. Normal", initializer)
+            )
+        self.initializer = initializer
+        self.gain = _check_gain(where, gain)
+        self.c01b = bool(c01b)
+
+
+class Glorot(_FanScaled):
     """Glorot (Xavier) initialisation: standard deviation ``gain * sqrt(2 / (fan_in + fan_out))``.
 
     Parameters
@@ -217,16 +231,6 @@ class Glorot(Initializer):
     .. [1] X. Glorot and Y. Bengio (2010): Understanding the difficulty of training deep
        feedforward neural networks. AISTATS.
     """
-
-    def __init__(self, initializer, gain=1.0, c01b=False):
-        where = type(self).__name__
-        if not callable(initializer):
-            raise ConfigError(
-                invalid(where, "initializer", "a callable taking std=, e.g. Normal", initializer)
-            )
-        self.initializer = initializer
-        self.gain = _check_gain(where, gain)
-        self.c01b = bool(c01b)
 
     def sample(self, shape):
         where = type(self).__name__
@@ -259,7 +263,7 @@ class GlorotUniform(Glorot):
         super().__init__(Uniform, gain, c01b)
 
 
-class He(Initializer):
+class He(_FanScaled):
     """He initialisation: standard deviation ``gain * sqrt(1 / fan_in)``.
 
     Parameters
@@ -281,16 +285,6 @@ class He(Initializer):
     .. [1] K. He et al. (2015): Delving deep into rectifiers: surpassing human-level performance
        on ImageNet classification. arXiv:1502.01852.
     """
-
-    def __init__(self, initializer, gain=1.0, c01b=False):
-        where = type(self).__name__
-        if not callable(initializer):
-            raise ConfigError(
-                invalid(where, "initializer", "a callable taking std=, e.g. Normal", initializer)
-            )
-        self.initializer = initializer
-        self.gain = _check_gain(where, gain)
-        self.c01b = bool(c01b)
 
     def sample(self, shape):
         where = type(self).__name__

@@ -16,8 +16,7 @@ __all__ = ["DropoutLayer", "GaussianNoiseLayer", "dropout", "dropout_channels", 
 
 def _layer_rng(layer):
     """A shared generator seeded from `dilnet.random.get_rng()`."""
-    rng = dilnet_random.get_rng()
-    seed = int(rng.integers(1, 2**31)) if hasattr(rng, "integers") else int(rng.randint(1, 2**31))
+    seed = dilnet_random.draw_seed()
     return pytensor.shared(np.random.default_rng(seed), name=f"{layer.name or 'noise'}.rng")
 
 
