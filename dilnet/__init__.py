@@ -3,8 +3,14 @@
 The Lasagne module names are here too, so ``import dilnet as lasagne`` ports Lasagne code:
 `dilnet.layers`, `dilnet.init`, `dilnet.nonlinearities`, `dilnet.objectives`,
 `dilnet.updates`, `dilnet.random`.
+
+Models are written as specs: ``Sequential([...])`` of `dilnet.blocks`, compiled by
+`dilnet.build` (`dilnet.compiler`) into that layer graph, saved with `to_config` and read back
+with `from_config`.
 """
 
+from . import blocks as blocks
+from . import compiler as compiler
 from . import errors as errors
 from . import init as init
 from . import layers as layers
@@ -27,6 +33,14 @@ from .errors import (
 from .errors import (
     ShapeError as ShapeError,
 )
+from .blocks import Sequential as Sequential
+from .compiler import build as build
+from .errors import (
+    SpecError as SpecError,
+)
+from .io.config import from_config as from_config
+from .io.config import to_config as to_config
+from .io.summary import format_summary as format_summary
 from .ops import dilated_conv as dilated_conv
 
 __version__ = "0.1.0.dev0"

@@ -7,7 +7,7 @@ Messages follow one template: where, what was expected, what was received::
     dilated_conv: invalid value for `dilation`. Expected positive integers; received dilation=(1, 0, 4).
 """
 
-__all__ = ["BackendError", "ConfigError", "DilnetError", "ShapeError"]
+__all__ = ["BackendError", "ConfigError", "DilnetError", "ShapeError", "SpecError"]
 
 
 class DilnetError(Exception):
@@ -16,6 +16,12 @@ class DilnetError(Exception):
 
 class ConfigError(DilnetError, ValueError):
     """An argument or spec field has an invalid value (wrong type, range or length)."""
+
+
+class SpecError(ConfigError):
+    """A block spec or a model config is invalid: a field's type or value, an unknown block type
+    or field, a block in the wrong place. The message starts with the path of the field
+    (``blocks[2].dilations`` for a spec, ``$.blocks[2].dilations`` for a config dict)."""
 
 
 class ShapeError(DilnetError, ValueError):

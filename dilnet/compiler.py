@@ -1,0 +1,721 @@
+"""Specs -> layer graph: `build` turns a `Sequential` of blocks into `dilnet.layers` layers.
+
+Pure: no training and no I/O. What the compiler adds to the blocks:
+
+- **Shapes at build time.** Every layer's output shape is known when the model is built
+  (``None`` for lengths that depend on the input); lengths that a kernel or pool window
+  cannot fit, channel mismatches in residual and parallel blocks, and a kernel given for the
+  wrong number of axes are errors here, each naming the block's path in the model
+  (``blocks[2].body[0].dilation``), what was expected and what was received.
+- **'same' padding** per axis from kernel, dilation and stride (`dilnet.shapes`), even kernels
+  and strides included; explicit padding is used as given.
+- **Receptive fields** (size, jump, start per axis; `dilnet.shapes.ReceptiveField`) for every
+  layer and block.
+- **Names.** Each layer is named after the block that made it and its role
+  (``blocks[2].conv1``), so parameters are ``blocks[2].conv1.W`` and so on.
+
+Convolutions are cross-correlations (``flip_filters=False``, as in PyTorch and Keras) with
+weights ``(out, in, *kernel)``.
+"""
+
+import math
+from fractions import Fraction
+
+import attrs
+
+from . import init as initializers
+from . import nonlinearities
+from .blocks.base import Block, to_blocks
+from .blocks.layers import (
+    Activation,
+    BatchNorm,
+    Classifier,
+    Conv,
+    DilatedConv,
+    Dropout,
+    Input,
+    Pool,
+    Upsample,
+)
+from .blocks.stacks import (
+    CONTEXT_LARGE_WIDTHS,
+    Concat,
+    ContextModule,
+    DilatedStack,
+    Parallel,
+    Residual,
+    Sequential,
+)
+from .errors import DilnetError, ShapeError, SpecError
+from .layers import (
+    BatchNormLayer,
+    ConcatLayer,
+    ConvLayer,
+    DropoutLayer,
+    ElemwiseSumLayer,
+    InputLayer,
+    Layer,
+    MergeLayer,
+    NonlinearityLayer,
+    ParametricRectifierLayer,
+    PoolLayer,
+    UpscaleLayer,
+    count_params,
+    get_all_layers,
+    get_all_params,
+    get_output,
+    get_output_shape,
+)
+from .shapes import ReceptiveField, conv_output_length, dilated_extent, resolve_padding
+from .utils import is_int
+
+__all__ = ["BlockInfo", "LayerInfo", "Network", "build", "layer_receptive_field"]
+
+#: spatial lengths tried when a residual or parallel block is checked with unknown lengths
+PROBE_LENGTHS = (96, 97)
+
+_NONLINEARITIES = {
+    "relu": nonlinearities.rectify,
+    "leaky_relu": nonlinearities.leaky_rectify,
+    "elu": nonlinearities.elu,
+    "selu": nonlinearities.selu,
+    "sigmoid": nonlinearities.sigmoid,
+    "tanh": nonlinearities.tanh,
+    "softplus": nonlinearities.softplus,
+    "softmax": nonlinearities.softmax,
+}
+
+
+def _initializer(name, channels_base=None):
+    if name == "glorot_uniform":
+        return initializers.GlorotUniform()
+    if name == "glorot_normal":
+        return initializers.GlorotNormal()
+    if name == "he_uniform":
+        return initializers.HeUniform(gain="relu")
+    if name == "he_normal":
+        return initializers.HeNormal(gain="relu")
+    if name == "orthogonal":
+        return initializers.Orthogonal()
+    if name == "identity":
+        if channels_base is None:
+            return initializers.Identity("basic")
+        return initializers.Identity("large", C=channels_base)
+    raise SpecError(f"unknown initialiser {name!r}")  # the blocks' validators prevent this
+
+
+@attrs.frozen
+class LayerInfo:
+    """One compiled layer: the `path` of the block that made it, the block, the receptive
+    field of its output (one `ReceptiveField` per spatial axis), and for convolutions and
+    pooling the padding per axis as ``(before, after)`` pairs (None where unknown)."""
+
+    path: str
+    block: Block
+    layer: Layer
+    receptive_field: tuple
+    padding: tuple | None = None
+
+
+@attrs.frozen
+class BlockInfo:
+    """One block of the spec: its `path`, the layer holding its output, its layers, and the
+    receptive field of its output."""
+
+    path: str
+    block: Block
+    output_layer: Layer
+    layers: tuple
+    receptive_field: tuple
+
+
+class Network:
+    """A compiled spec: the layer graph plus what the compiler knows about it.
+
+    Attributes
+    ----------
+    spec : Sequential
+    input_layer, output_layer : Layer
+    layers : list of LayerInfo
+        Every layer in topological order (the input first).
+    blocks : list of BlockInfo
+        Every block, nested ones included, in the order they were compiled.
+    """
+
+    def __init__(self, spec, input_layer, output_layer, layers, blocks):
+        self.spec = spec
+        self.input_layer = input_layer
+        self.output_layer = output_layer
+        self.layers = layers
+        self.blocks = blocks
+
+    @property
+    def rank(self) -> int:
+        """Number of spatial axes."""
+        return len(self.input_layer.shape) - 2
+
+    @property
+    def input_shape(self) -> tuple:
+        return self.input_layer.shape
+
+    @property
+    def output_shape(self) -> tuple:
+        return self.output_layer.output_shape
+
+    @property
+    def receptive_field(self) -> tuple:
+        """`ReceptiveField` of one output voxel per spatial axis."""
+        return self.layers[-1].receptive_field
+
+    def get_params(self, **tags):
+        """All parameters (shared variables), filtered by tags like ``trainable=True``."""
+        return get_all_params(self.output_layer, **tags)
+
+    def count_params(self, **tags) -> int:
+        return count_params(self.output_layer, **tags)
+
+    def get_output(self, input=None, **kwargs):
+        """The output expression for the input variable (or `input`), ``deterministic=...``."""
+        inputs = None if input is None else {self.input_layer: input}
+        return get_output(self.output_layer, inputs, **kwargs)
+
+    def output_shapes(self, input_size=None, batch_size=None) -> list:
+        """Output shape of each entry of `layers` for spatial lengths `input_size` (default:
+        the Input block's) and `batch_size`."""
+        shape = self.input_shape
+        if input_size is not None or batch_size is not None:
+            spatial = shape[2:] if input_size is None else tuple(input_size)
+            shape = (batch_size if batch_size is not None else shape[0], shape[1], *spatial)
+        return get_output_shape([info.layer for info in self.layers], {self.input_layer: shape})
+
+    def activation_bytes(self, input_size=None, batch_size=1, itemsize=None):
+        """Bytes of all layer outputs for one forward pass (the input excluded), or None
+        when a length is unknown. `itemsize` defaults to floatX's."""
+        import pytensor
+
+        if itemsize is None:
+            itemsize = 4 if pytensor.config.floatX == "float32" else 8
+        total = 0
+        for info, shape in zip(self.layers, self.output_shapes(input_size, batch_size),
+                               strict=True):  # fmt: skip
+            if isinstance(info.layer, InputLayer):
+                continue
+            if any(s is None for s in shape):
+                return None
+            total += math.prod(shape) * itemsize
+        return total
+
+    def layer(self, name) -> Layer:
+        """The layer named `name` (``'blocks[2].conv1'``)."""
+        for info in self.layers:
+            if info.layer.name == name:
+                return info.layer
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class _Context:
+    def __init__(self, rank, input_layer):
+        self.rank = rank
+        self.input_layer = input_layer
+        self.made = []  # (path, block, layer) in creation order
+        self.blocks = []  # (path, block, output layer, layers)
+
+    def layer(self, cls, incoming, path, block, role, *args, **kwargs):
+        """Make one layer named ``path.role``; layer errors get the block path in front."""
+        name = f"{path}.{role}"
+        try:
+            layer = cls(incoming, *args, name=name, **kwargs)
+            shape = layer.output_shape
+        except DilnetError as err:
+            raise type(err)(f"{path} ({type(block).__name__}): {err}") from err
+        if any(s is not None and s < 1 for s in shape[2:]):
+            raise ShapeError(
+                f"{path} ({type(block).__name__}): layer {name} would output shape {shape}, "
+                f"with no voxels along a spatial axis, for input shape {layer.input_shape}."
+            )
+        self.made.append((path, block, layer))
+        return layer
+
+    def spatial_probe_shapes(self, layers):
+        """Spatial shapes of `layers` for the built-in input shape and, where lengths are
+        unknown, for each of the probe lengths."""
+        results = [(None, [layer.output_shape[2:] for layer in layers])]
+        spatial = self.input_layer.shape[2:]
+        if any(s is None for s in spatial):
+            for probe in PROBE_LENGTHS:
+                size = tuple(probe if s is None else s for s in spatial)
+                shape = (1, self.input_layer.shape[1], *size)
+                shapes = get_output_shape(layers, {self.input_layer: shape})
+                results.append((size, [s[2:] for s in shapes]))
+        return results
+
+
+def _field_error(cls, where, name, expected, received):
+    return cls(f"{where}: expected {expected}; received {name}={received!r}.")
+
+
+def _per_axis(ctx, value, path, name):
+    """An int or a per-axis tuple of ints -> a tuple of `rank` ints."""
+    if is_int(value):
+        return (int(value),) * ctx.rank
+    if len(value) != ctx.rank:
+        raise _field_error(
+            SpecError,
+            f"{path}.{name}",
+            name,
+            f"an int or {ctx.rank} ints (one per spatial axis of this {ctx.rank}D model)",
+            value,
+        )
+    return tuple(value)
+
+
+def _padding(ctx, value, path):
+    if isinstance(value, str) or is_int(value):
+        return value
+    if len(value) != ctx.rank:
+        raise _field_error(
+            SpecError,
+            f"{path}.padding",
+            "padding",
+            f"a mode, an int, or {ctx.rank} entries (one per spatial axis)",
+            value,
+        )
+    return value
+
+
+def _activation(ctx, incoming, path, block, name, role=None):
+    if name == "linear":
+        return incoming
+    role = role or name
+    if name == "prelu":
+        return ctx.layer(ParametricRectifierLayer, incoming, path, block, role)
+    return ctx.layer(NonlinearityLayer, incoming, path, block, role, _NONLINEARITIES[name])
+
+
+def _conv(
+    ctx, incoming, path, block, role, *, filters, kernel, stride=1, dilation=1, padding="same",
+    bias=True, init="glorot_uniform", init_base=None, fields=None,
+):  # fmt: skip
+    """One convolution layer, with the fit and initialiser checked against the block's fields.
+
+    `fields` maps 'kernel', 'dilation', 'stride', 'padding', 'init' to the field paths errors
+    should name (default ``path.<field>``).
+    """
+    fields = {k: f"{path}.{k}" for k in ("kernel", "dilation", "stride", "padding", "init")} | (
+        fields or {}
+    )
+
+    def axes(value, name):
+        try:
+            return _per_axis(ctx, value, path, name)
+        except SpecError as err:
+            raise SpecError(str(err).replace(f"{path}.{name}", fields[name], 1)) from None
+
+    k, s, d = axes(kernel, "kernel"), axes(stride, "stride"), axes(dilation, "dilation")
+    padding = _padding(ctx, padding, path)
+    channels = incoming.output_shape[1]
+    for axis, (length, ki, si, di) in enumerate(zip(incoming.output_shape[2:], k, s, d,
+                                                    strict=True)):  # fmt: skip
+        pad = padding if isinstance(padding, str) or is_int(padding) else padding[axis]
+        if length is None or conv_output_length(length, ki, si, pad, di) >= 1:
+            continue
+        field = "dilation" if di > 1 else "kernel"
+        raise ShapeError(
+            f"{fields[field]}: a kernel of size {ki} with dilation {di} spans "
+            f"{dilated_extent(ki, di)} voxels, more than the {length} voxels (with "
+            f"padding={padding!r}) along spatial axis {axis} of its input "
+            f"{incoming.output_shape}. Use padding='same', a smaller dilation or a larger input."
+        )
+    if init == "identity":
+        if any(ki % 2 == 0 for ki in k):
+            raise _field_error(SpecError, fields["init"], "init", "odd kernel sizes for "
+                               f"init='identity' (kernel={kernel!r})", init)  # fmt: skip
+        if init_base is None and channels != filters:
+            raise ShapeError(
+                f"{fields['init']}: init='identity' maps each input channel to itself, so it "
+                f"needs as many filters as input channels; received {filters} filters for an "
+                f"input with {channels} channels. Put a Conv(filters={filters}, kernel=1) "
+                "before it, or use another init."
+            )
+    return ctx.layer(
+        ConvLayer, incoming, path, block, role, filters, k, stride=s, pad=padding, dilation=d,
+        W=_initializer(init, init_base), b=initializers.Constant(0.0) if bias else None,
+        nonlinearity=None, flip_filters=False,
+    )  # fmt: skip
+
+
+def _conv_block(ctx, incoming, path, block, stride=1):
+    bias = (not block.batch_norm) if block.bias is None else block.bias
+    out = _conv(
+        ctx, incoming, path, block, "conv", filters=block.filters, kernel=block.kernel,
+        stride=stride, dilation=block.dilation, padding=block.padding, bias=bias,
+        init=block.init,
+    )  # fmt: skip
+    if block.batch_norm:
+        out = ctx.layer(BatchNormLayer, out, path, block, "bn")
+    return _activation(ctx, out, path, block, block.activation)
+
+
+def _build_conv(ctx, incoming, path, block):
+    return _conv_block(ctx, incoming, path, block, stride=block.stride)
+
+
+def _build_dilated_conv(ctx, incoming, path, block):
+    return _conv_block(ctx, incoming, path, block)
+
+
+def _build_batch_norm(ctx, incoming, path, block):
+    return ctx.layer(
+        BatchNormLayer, incoming, path, block, "bn", epsilon=block.epsilon, alpha=block.alpha
+    )
+
+
+def _build_activation(ctx, incoming, path, block):
+    if block.name == "linear":
+        return ctx.layer(NonlinearityLayer, incoming, path, block, "linear",
+                         nonlinearities.linear)  # fmt: skip
+    return _activation(ctx, incoming, path, block, block.name)
+
+
+def _dropout(ctx, incoming, path, block, role, rate, spatial):
+    axes = tuple(range(2, 2 + ctx.rank)) if spatial else ()
+    return ctx.layer(DropoutLayer, incoming, path, block, role, p=rate, shared_axes=axes)
+
+
+def _build_dropout(ctx, incoming, path, block):
+    return _dropout(ctx, incoming, path, block, "dropout", block.rate, block.spatial)
+
+
+def _build_pool(ctx, incoming, path, block):
+    size = _per_axis(ctx, block.size, path, "size")
+    stride = None if block.stride is None else _per_axis(ctx, block.stride, path, "stride")
+    for axis, (length, k) in enumerate(zip(incoming.output_shape[2:], size, strict=True)):
+        if length is not None and length < k and not block.ceil:
+            raise ShapeError(
+                f"{path}.size: a pooling window of {k} voxels does not fit the {length} voxels "
+                f"along spatial axis {axis} of its input {incoming.output_shape}; use a smaller "
+                "size or ceil=True."
+            )
+    mode = "max" if block.mode == "max" else "average_exc_pad"
+    return ctx.layer(PoolLayer, incoming, path, block, "pool", size, stride=stride,
+                     ignore_border=not block.ceil, mode=mode)  # fmt: skip
+
+
+def _build_upsample(ctx, incoming, path, block):
+    factor = _per_axis(ctx, block.factor, path, "factor")
+    return ctx.layer(UpscaleLayer, incoming, path, block, "upsample", factor, mode="repeat")
+
+
+def _build_classifier(ctx, incoming, path, block):
+    out = _conv(ctx, incoming, path, block, "conv", filters=block.num_classes, kernel=1,
+                padding="valid")  # fmt: skip
+    return _activation(ctx, out, path, block, block.activation)
+
+
+def _check_spatial_agree(ctx, layers, where, what):
+    """`layers` must have equal spatial shapes (also for the probe lengths if unknown)."""
+    for size, shapes in ctx.spatial_probe_shapes(layers):
+        if len(set(shapes)) > 1:
+            given = "" if size is None else f" for an input of spatial size {size}"
+            raise ShapeError(f"{where}: {what}; received spatial shapes {shapes}{given}.")
+
+
+def _build_residual(ctx, incoming, path, block):
+    body = _build_sequence(ctx, incoming, f"{path}.body", block.body)
+    _check_spatial_agree(
+        ctx, [incoming, body], f"{path}.body",
+        "a body that keeps the spatial size of its input (input, body output)",
+    )  # fmt: skip
+    c_in, c_out = incoming.output_shape[1], body.output_shape[1]
+    project = block.projection if block.projection is not None else c_in != c_out
+    if not project and c_in != c_out:
+        raise _field_error(
+            ShapeError, f"{path}.projection", "projection",
+            f"True or None when the body changes the channels ({c_in} in, {c_out} out)",
+            block.projection,
+        )  # fmt: skip
+    shortcut = incoming
+    if project:
+        shortcut = _conv(ctx, incoming, path, block, "projection", filters=c_out, kernel=1,
+                         padding="valid", bias=False)  # fmt: skip
+    out = ctx.layer(ElemwiseSumLayer, [body, shortcut], path, block, "add")
+    return _activation(ctx, out, path, block, block.activation)
+
+
+def _build_parallel(ctx, incoming, path, block):
+    outs = [
+        _build_sequence(ctx, incoming, f"{path}.branches[{i}]", branch)
+        for i, branch in enumerate(block.branches)
+    ]
+    merge = getattr(block, "merge", "concat")
+    _check_spatial_agree(ctx, outs, f"{path}.branches",
+                         "branches with equal spatial output sizes")  # fmt: skip
+    if merge == "sum":
+        channels = [o.output_shape[1] for o in outs]
+        if len(set(channels)) > 1:
+            raise _field_error(ShapeError, f"{path}.branches", "channels",
+                               "branches with equal channels for merge='sum'", channels)  # fmt: skip
+        return ctx.layer(ElemwiseSumLayer, outs, path, block, "sum")
+    return ctx.layer(ConcatLayer, outs, path, block, "concat", axis=1)
+
+
+def _build_dilated_stack(ctx, incoming, path, block):
+    x = incoming
+    for i, d in enumerate(block.dilations):
+        fields = {"dilation": f"{path}.dilations[{i}]"}
+        out = _conv(
+            ctx, x, path, block, f"conv{i}", filters=block.filters, kernel=block.kernel,
+            dilation=d, bias=not block.batch_norm, init=block.init, fields=fields,
+        )  # fmt: skip
+        if block.batch_norm:
+            out = ctx.layer(BatchNormLayer, out, path, block, f"bn{i}")
+        if block.residual:
+            shortcut = x
+            if x.output_shape[1] != block.filters:
+                shortcut = _conv(ctx, x, path, block, f"projection{i}", filters=block.filters,
+                                 kernel=1, padding="valid", bias=False)  # fmt: skip
+            out = ctx.layer(ElemwiseSumLayer, [out, shortcut], path, block, f"add{i}")
+        out = _activation(ctx, out, path, block, block.activation, f"{block.activation}{i}")
+        if block.dropout > 0:
+            out = _dropout(ctx, out, path, block, f"dropout{i}", block.dropout, spatial=True)
+        x = out
+    return x
+
+
+def _build_context_module(ctx, incoming, path, block):
+    c = block.channels
+    large = block.variant == "large"
+    widths = [w * c for w in CONTEXT_LARGE_WIDTHS] if large else [c] * len(block.dilations)
+    if block.init == "identity" and not large and incoming.output_shape[1] != c:
+        raise ShapeError(
+            f"{path}.channels: the basic context module with init='identity' passes its input "
+            f"through, so its input needs channels={c} channels; received an input with "
+            f"{incoming.output_shape[1]} channels. Put a Conv(filters={c}) before it, or use "
+            "variant='large' or another init."
+        )
+    base = c if large else None
+    x = incoming
+    for i, d in enumerate(block.dilations):
+        x = _conv(
+            ctx, x, path, block, f"conv{i}", filters=widths[i], kernel=block.kernel,
+            dilation=d, init=block.init, init_base=base,
+            fields={"dilation": f"{path}.dilations[{i}]"},
+        )  # fmt: skip
+        x = _activation(ctx, x, path, block, block.activation, f"{block.activation}{i}")
+    return _conv(ctx, x, path, block, "output", filters=c, kernel=1, padding="valid",
+                 init=block.init, init_base=base)  # fmt: skip
+
+
+def _build_sequential(ctx, incoming, path, block):
+    return _build_sequence(ctx, incoming, f"{path}.blocks", block.blocks)
+
+
+def _build_input(ctx, incoming, path, block):
+    raise SpecError(
+        f"{path}: an Input block may only be the first block of the model; received "
+        f"{block!r} inside it."
+    )
+
+
+_BUILDERS = {
+    Input: _build_input,
+    Conv: _build_conv,
+    DilatedConv: _build_dilated_conv,
+    BatchNorm: _build_batch_norm,
+    Activation: _build_activation,
+    Dropout: _build_dropout,
+    Pool: _build_pool,
+    Upsample: _build_upsample,
+    Classifier: _build_classifier,
+    Residual: _build_residual,
+    Parallel: _build_parallel,
+    Concat: _build_parallel,
+    DilatedStack: _build_dilated_stack,
+    ContextModule: _build_context_module,
+    Sequential: _build_sequential,
+}
+
+
+def _build_block(ctx, incoming, path, block):
+    if not isinstance(block, Block):
+        raise SpecError(f"{path}: expected a block; received {block!r}.")
+    start = len(ctx.made)
+    builder = _BUILDERS.get(type(block))
+    if builder is not None:
+        out = builder(ctx, incoming, path, block)
+    else:
+        try:
+            children = to_blocks(block.expand())
+        except NotImplementedError as err:
+            raise SpecError(f"{path}: {err}") from None
+        if not (isinstance(children, tuple) and children
+                and all(isinstance(b, Block) for b in children)):  # fmt: skip
+            raise SpecError(
+                f"{path}: {type(block).__name__}.expand() must return a block or a non-empty "
+                f"list of blocks; received {children!r}."
+            )
+        out = _build_sequence(ctx, incoming, path, children)
+    layers = tuple(layer for _, _, layer in ctx.made[start:])
+    ctx.blocks.append((path, block, out, layers))
+    return out
+
+
+def _build_sequence(ctx, incoming, prefix, blocks):
+    for i, block in enumerate(blocks):
+        incoming = _build_block(ctx, incoming, f"{prefix}[{i}]", block)
+    return incoming
+
+
+def build(spec, spatial=None, batch_size=None) -> Network:
+    """Compile a spec into a `Network` (a `dilnet.layers` graph plus paths and receptive fields).
+
+    Parameters
+    ----------
+    spec : Sequential or list of blocks
+        Must start with an `Input` block, which fixes the channels and the rank.
+    spatial : tuple of int, optional
+        Spatial lengths used instead of the Input block's (e.g. to check a size or to report
+        shapes and memory for it).
+    batch_size : int, optional
+        Fixed batch size of the input layer (default: any).
+
+    Raises
+    ------
+    SpecError
+        A block in the wrong place (an `Input` not first or missing), a field that does not fit
+        the model's rank.
+    ShapeError
+        Blocks that do not fit together: a kernel larger than its input, channels or spatial
+        sizes that disagree in residual and parallel blocks.
+    """
+    if isinstance(spec, list | tuple):
+        spec = Sequential(list(spec))
+    if not isinstance(spec, Sequential):
+        raise SpecError(f"build: expected a Sequential of blocks; received {spec!r}.")
+    first = spec.blocks[0]
+    if not isinstance(first, Input):
+        raise SpecError(
+            "blocks[0]: expected an Input block first (it gives the channels and the spatial "
+            f"rank, e.g. Input(channels=1, spatial=(None, None, None))); received {first!r}."
+        )
+    size = first.spatial
+    if spatial is not None:
+        spatial = tuple(spatial) if not is_int(spatial) else (spatial,) * len(size)
+        if len(spatial) != len(size) or not all(
+            s is None or (is_int(s) and s > 0) for s in spatial
+        ):
+            raise _field_error(SpecError, "build", "spatial",
+                               f"{len(size)} positive lengths (the Input's rank)", spatial)  # fmt: skip
+        size = tuple(s if s is not None else t for s, t in zip(spatial, size, strict=True))
+    if batch_size is not None and not (is_int(batch_size) and batch_size > 0):
+        raise _field_error(SpecError, "build", "batch_size", "a positive int or None", batch_size)
+    input_layer = InputLayer((batch_size, first.channels, *size), name="input")
+    ctx = _Context(len(size), input_layer)
+    ctx.made.append(("blocks[0]", first, input_layer))
+    ctx.blocks.append(("blocks[0]", first, input_layer, (input_layer,)))
+    output = _build_sequence_from(ctx, input_layer, spec.blocks)
+
+    fields = _receptive_fields(get_all_layers(output), ctx.rank)
+    by_layer = {id(layer): (path, block) for path, block, layer in ctx.made}
+    layers = [
+        LayerInfo(*by_layer[id(layer)], layer, fields[layer], _layer_padding(layer))
+        for layer in get_all_layers(output)
+    ]
+    blocks = [
+        BlockInfo(path, block, out, made, fields[out]) for path, block, out, made in ctx.blocks
+    ]
+    return Network(spec, input_layer, output, layers, blocks)
+
+
+def _build_sequence_from(ctx, incoming, blocks):
+    for i, block in enumerate(blocks[1:], start=1):
+        incoming = _build_block(ctx, incoming, f"blocks[{i}]", block)
+    return incoming
+
+
+# ---------------------------------------------------------------------------------------------
+# Receptive fields
+
+
+def _layer_padding(layer):
+    if isinstance(layer, ConvLayer):
+        return tuple(
+            resolve_padding(n, k, p, s, d)
+            for n, k, p, s, d in zip(layer.input_shape[2:], layer.filter_size, layer._pads,
+                                     layer.stride, layer.dilation, strict=True)
+        )  # fmt: skip
+    if isinstance(layer, PoolLayer):
+        return tuple((p, p) for p in layer.pad)
+    return None
+
+
+def _exact(x):
+    """Fractions with denominator 1 -> int."""
+    return int(x) if isinstance(x, Fraction) and x.denominator == 1 else x
+
+
+def layer_receptive_field(layer, incoming_fields):
+    """Receptive field of `layer`'s output per spatial axis, from its inputs' fields.
+
+    `incoming_fields` is a list (one entry per input layer) of tuples of `ReceptiveField`.
+    Convolutions and pooling grow the field (`dilnet.shapes.receptive_field`); merges take the
+    union of their inputs' fields; upsampling by ``f`` divides the jump by ``f`` (after it the
+    sizes are averages over output positions and may be fractions); other layers keep it.
+    ``start`` is None where the padding is unknown ('same' with stride > 1 on an unknown
+    length).
+    """
+    if isinstance(layer, ConvLayer):
+        (fields,) = incoming_fields
+        out = []
+        for axis, f in enumerate(fields):
+            length = layer.input_shape[2 + axis]
+            k, s, d = layer.filter_size[axis], layer.stride[axis], layer.dilation[axis]
+            pad = resolve_padding(length, k, layer._pads[axis], s, d)
+            out.append(_grow(f, k, s, d, None if pad is None else pad[0]))
+        return tuple(out)
+    if isinstance(layer, PoolLayer):
+        (fields,) = incoming_fields
+        return tuple(
+            _grow(f, k, s, 1, p)
+            for f, k, s, p in zip(fields, layer.pool_size, layer.stride, layer.pad, strict=True)
+        )
+    if isinstance(layer, UpscaleLayer):
+        (fields,) = incoming_fields
+        return tuple(
+            ReceptiveField(f.size, _exact(Fraction(f.jump) / factor), f.start)
+            for f, factor in zip(fields, layer.scale_factor, strict=True)
+        )
+    if isinstance(layer, MergeLayer):
+        out = []
+        for axis_fields in zip(*incoming_fields, strict=True):
+            if any(f.start is None for f in axis_fields):
+                out.append(ReceptiveField(max(f.size for f in axis_fields),
+                                          axis_fields[0].jump, None))  # fmt: skip
+                continue
+            start = min(f.start for f in axis_fields)
+            end = max(f.start + f.size - 1 for f in axis_fields)
+            jump = max(f.jump for f in axis_fields)
+            out.append(ReceptiveField(_exact(end - start + 1), jump, start))
+        return tuple(out)
+    (fields,) = incoming_fields
+    return fields
+
+
+def _grow(field, k, s, d, pad_before):
+    size = field.size + (dilated_extent(k, d) - 1) * field.jump
+    start = None if field.start is None or pad_before is None else field.start - pad_before * field.jump
+    return ReceptiveField(_exact(size), _exact(field.jump * s), _exact(start))
+
+
+def _receptive_fields(layers, rank):
+    fields = {}
+    for layer in layers:
+        if isinstance(layer, InputLayer):
+            fields[layer] = (ReceptiveField(1, 1, 0),) * rank
+            continue
+        inputs = layer.input_layers if isinstance(layer, MergeLayer) else [layer.input_layer]
+        fields[layer] = layer_receptive_field(layer, [fields[i] for i in inputs])
+    return fields
