@@ -21,6 +21,8 @@ from . import shapes as shapes
 from . import updates as updates
 from .backends.select import get_cpu_kernels as get_cpu_kernels
 from .backends.select import set_cpu_kernels as set_cpu_kernels
+from .blocks import Sequential as Sequential
+from .compiler import build as build
 from .errors import (
     BackendError as BackendError,
 )
@@ -33,8 +35,6 @@ from .errors import (
 from .errors import (
     ShapeError as ShapeError,
 )
-from .blocks import Sequential as Sequential
-from .compiler import build as build
 from .errors import (
     SpecError as SpecError,
 )

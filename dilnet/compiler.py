@@ -706,7 +706,9 @@ def layer_receptive_field(layer, incoming_fields):
 
 def _grow(field, k, s, d, pad_before):
     size = field.size + (dilated_extent(k, d) - 1) * field.jump
-    start = None if field.start is None or pad_before is None else field.start - pad_before * field.jump
+    start = (
+        None if field.start is None or pad_before is None else field.start - pad_before * field.jump
+    )
     return ReceptiveField(_exact(size), _exact(field.jump * s), _exact(start))
 
 

@@ -271,8 +271,10 @@ def to_blocks(value):
 
 def blocks_tuple(instance, attribute, value):
     if not (isinstance(value, tuple) and value and all(isinstance(b, Block) for b in value)):
-        bad = value if not isinstance(value, tuple) else next(
-            (b for b in value if not isinstance(b, Block)), value
+        bad = (
+            value
+            if not isinstance(value, tuple)
+            else next((b for b in value if not isinstance(b, Block)), value)
         )
         _fail(instance, attribute, "a non-empty sequence of blocks", bad)
 

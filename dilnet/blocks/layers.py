@@ -170,7 +170,7 @@ class Upsample(Block):
 @register_block
 @attrs.frozen(kw_only=True)
 class Classifier(Block):
-    """A 1×1×1 convolution to `num_classes` channels, then `activation` over the channels
+    """A 1x1x1 convolution to `num_classes` channels, then `activation` over the channels
     ('softmax' by default: per-voxel class probabilities)."""
 
     num_classes: int = attrs.field(validator=positive_int)

@@ -79,7 +79,7 @@ class Sequential(Block):
 class Residual(Block):
     """``activation(body(x) + shortcut(x))``.
 
-    The shortcut is the input itself, or a 1×1×1 convolution (no bias) to the body's
+    The shortcut is the input itself, or a 1x1x1 convolution (no bias) to the body's
     channels when ``projection`` is True, or None (the default) and the channel counts
     differ. The body must keep the spatial size.
     """
@@ -119,7 +119,7 @@ class DilatedStack(Block):
 
     Each unit is conv(dilation ``d``) ``->`` [batch norm] ``->`` activation ``->``
     [channel dropout]. With ``residual=True`` each unit adds its input before the
-    activation: ``act(x + bn(conv(x)))``, through a 1×1×1 projection where the channels
+    activation: ``act(x + bn(conv(x)))``, through a 1x1x1 projection where the channels
     change (the first unit, if the input does not have `filters` channels).
 
     Parameters
@@ -152,7 +152,7 @@ class ContextModule(Block):
     """Yu & Koltun's context module (ICLR 2016), N-d.
 
     One 'same' convolution per entry of `dilations` with `activation` after each, then a
-    1×1×1 convolution to `channels` with no activation. ``variant='basic'`` keeps `channels`
+    1x1x1 convolution to `channels` with no activation. ``variant='basic'`` keeps `channels`
     throughout (its input must have `channels` channels for the identity initialisation);
     ``'large'`` widens layer ``i`` to ``CONTEXT_LARGE_WIDTHS[i] * channels`` (2C, 2C, 4C,
     8C, 16C, 32C, 32C). ``init='identity'`` (the default) starts the module as the identity

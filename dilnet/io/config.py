@@ -232,9 +232,7 @@ def from_config(config: dict) -> Block:
 def _report(problems):
     if len(problems) == 1:
         return f"invalid config: {problems[0]}."
-    return f"invalid config ({len(problems)} problems):\n" + "\n".join(
-        f"  {p}." for p in problems
-    )
+    return f"invalid config ({len(problems)} problems):\n" + "\n".join(f"  {p}." for p in problems)
 
 
 def _problems(err, path):

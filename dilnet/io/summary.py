@@ -10,9 +10,9 @@ __all__ = ["format_summary"]
 
 
 def _axes(values) -> str:
-    """``3`` when all axes agree, else ``3×3×1``."""
+    """``3`` when all axes agree, else ``3x3x1``."""
     values = [str(v) for v in values]
-    return values[0] if len(set(values)) == 1 else "×".join(values)
+    return values[0] if len(set(values)) == 1 else "x".join(values)
 
 
 def _padding(padding) -> str:
@@ -103,7 +103,7 @@ def format_summary(network, batch_size=None) -> str:
             f"{_shape(network.input_shape[2:])}; build with spatial=... (or summary(input_size=...))"
         )
     else:
-        size = "×".join(map(str, network.input_shape[2:]))
+        size = "x".join(map(str, network.input_shape[2:]))
         out.append(
             f"Activation memory: {_bytes(memory)} for a batch of {batch} at {size} "
             f"({pytensor.config.floatX}, all layer outputs of one forward pass)"
