@@ -1,0 +1,157 @@
+"""Patches from volumes for training: `PatchSampler` draws random or class-balanced patches.
+
+A fixed `seed` makes the sequence of batches, and so a training run, reproducible.
+"""
+
+import numpy as np
+
+from ..errors import ConfigError, ShapeError, invalid
+from ..utils import is_int
+
+__all__ = ["PatchSampler"]
+
+#: voxels remembered per class and volume for balanced sampling (a uniform subsample)
+MAX_CENTRES = 20000
+
+
+class PatchSampler:
+    """Batches of patches ``(x (batch, C, *patch), y (batch, *patch))`` from labelled volumes.
+
+    Parameters
+    ----------
+    volumes : array ``(N, C, *spatial)`` or list of arrays ``(C, *spatial)``
+        Images; volumes in a list may differ in size.
+    labels : array ``(N, *spatial)`` or list of int arrays ``(*spatial)``
+        One label map per volume, the same spatial size.
+    patch_size : int or tuple of int
+        Per spatial axis; must fit every volume.
+    batch_size : int
+    strategy : {'random', 'balanced'}
+        'random': a volume and a patch position uniformly at random. 'balanced': a class
+        uniformly among the classes present (or by `class_probs`), then a voxel of that class,
+        and the patch centred on it (shifted to lie inside the volume) -- small structures
+        are seen as often as the background.
+    class_probs : sequence of float, optional
+        For 'balanced': the probability of each class (normalised; absent classes are skipped).
+    ignore_label : int, optional
+        Never chosen as a centre class.
+    seed : int, optional
+        Seeds the sampler's own generator.
+    steps_per_epoch : int, optional
+        What `Model.fit` uses for an epoch when not given (default: enough patches to cover
+        the voxels once, at least 1).
+    """
+
+    def __init__(self, volumes, labels, patch_size, *, batch_size=2, strategy="random",
+                 class_probs=None, ignore_label=None, seed=None, steps_per_epoch=None):  # fmt: skip
+        where = "PatchSampler"
+        self.volumes = [np.asarray(v) for v in volumes]
+        self.labels = [np.asarray(t) for t in labels]
+        if not self.volumes or len(self.volumes) != len(self.labels):
+            raise ShapeError(
+                invalid(
+                    where,
+                    "labels",
+                    f"one label map per volume ({len(self.volumes)} volumes)",
+                    f"{len(self.labels)} maps",
+                )
+            )
+        rank = self.volumes[0].ndim - 1
+        for i, (v, t) in enumerate(zip(self.volumes, self.labels, strict=True)):
+            if v.ndim != rank + 1 or t.shape != v.shape[1:]:
+                raise ShapeError(
+                    f"{where}: volume {i} has shape {v.shape} and labels {t.shape}; expected "
+                    f"(C, *spatial) with {rank} spatial axes and labels (*spatial)."
+                )
+            if not np.issubdtype(t.dtype, np.integer):
+                raise ConfigError(invalid(where, f"labels[{i}].dtype", "an integer dtype", t.dtype))
+        self.rank = rank
+        if is_int(patch_size):
+            patch_size = (int(patch_size),) * rank
+        patch_size = tuple(patch_size)
+        if len(patch_size) != rank or not all(is_int(p) and p > 0 for p in patch_size):
+            raise ConfigError(invalid(where, "patch_size", f"a positive int or {rank} of them",
+                                      patch_size))  # fmt: skip
+        for i, v in enumerate(self.volumes):
+            if any(p > n for p, n in zip(patch_size, v.shape[1:], strict=True)):
+                raise ShapeError(
+                    invalid(
+                        where,
+                        "patch_size",
+                        f"at most the spatial size {v.shape[1:]} of volume {i}",
+                        patch_size,
+                    )  # fmt: skip
+                )
+        self.patch_size = patch_size
+        if not (is_int(batch_size) and batch_size > 0):
+            raise ConfigError(invalid(where, "batch_size", "a positive int", batch_size))
+        self.batch_size = int(batch_size)
+        if strategy not in ("random", "balanced"):
+            raise ConfigError(invalid(where, "strategy", "'random' or 'balanced'", strategy))
+        self.strategy = strategy
+        self.ignore_label = ignore_label
+        self.rng = np.random.default_rng(seed)
+        voxels = sum(int(np.prod(v.shape[1:])) for v in self.volumes)
+        self.steps_per_epoch = steps_per_epoch or max(
+            1, voxels // (int(np.prod(patch_size)) * self.batch_size)
+        )
+        if strategy == "balanced":
+            self._centres = self._find_centres()
+            classes = sorted(self._centres)
+            if class_probs is None:
+                probs = np.ones(len(classes))
+            else:
+                class_probs = np.asarray(class_probs, dtype=float)
+                if class_probs.ndim != 1 or (class_probs < 0).any():
+                    raise ConfigError(invalid(where, "class_probs", "non-negative numbers, one "
+                                              "per class", class_probs))  # fmt: skip
+                probs = np.array([class_probs[c] if c < len(class_probs) else 0.0
+                                  for c in classes])  # fmt: skip
+            if probs.sum() <= 0:
+                raise ConfigError(invalid(where, "class_probs", "a positive probability for a "
+                                          f"class present in the labels {classes}", class_probs))  # fmt: skip
+            self._classes, self._probs = classes, probs / probs.sum()
+
+    def _find_centres(self):
+        centres = {}
+        for i, t in enumerate(self.labels):
+            flat = t.reshape(-1)
+            for c in np.unique(flat):
+                c = int(c)
+                if c == self.ignore_label:
+                    continue
+                idx = np.flatnonzero(flat == c)
+                if idx.size > MAX_CENTRES:
+                    idx = self.rng.choice(idx, MAX_CENTRES, replace=False)
+                centres.setdefault(c, []).append((i, idx))
+        return centres
+
+    def _corner(self, shape, centre=None):
+        if centre is None:
+            return tuple(int(self.rng.integers(0, n - p + 1))
+                         for n, p in zip(shape, self.patch_size, strict=True))  # fmt: skip
+        return tuple(min(max(0, c - p // 2), n - p)
+                     for c, n, p in zip(centre, shape, self.patch_size, strict=True))  # fmt: skip
+
+    def sample(self):
+        """One batch ``(x, y)``."""
+        xs, ys = [], []
+        for _ in range(self.batch_size):
+            if self.strategy == "random":
+                i = int(self.rng.integers(len(self.volumes)))
+                corner = self._corner(self.volumes[i].shape[1:])
+            else:
+                c = self._classes[int(self.rng.choice(len(self._classes), p=self._probs))]
+                options = self._centres[c]
+                i, idx = options[int(self.rng.integers(len(options)))]
+                flat = int(idx[int(self.rng.integers(idx.size))])
+                shape = self.volumes[i].shape[1:]
+                corner = self._corner(shape, np.unravel_index(flat, shape))
+            window = tuple(slice(c, c + p) for c, p in zip(corner, self.patch_size, strict=True))
+            xs.append(self.volumes[i][(slice(None), *window)])
+            ys.append(self.labels[i][window])
+        return np.stack(xs), np.stack(ys)
+
+    def __iter__(self):
+        while True:
+            yield self.sample()

@@ -1,0 +1,498 @@
+"""`Model`: a compiled spec that trains, evaluates and predicts the way Keras users expect.
+
+``Model(spec)`` builds the layer graph once; ``compile(optimizer, loss, metrics)`` chooses the
+training setup; the PyTensor functions are compiled on first use (training on the first
+``fit``, inference on the first ``predict``/``evaluate``) and then reused. Every input is
+checked before anything compiles.
+"""
+
+import contextlib
+import math
+import os
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from tqdm.auto import tqdm
+
+from .. import random as dilnet_random
+from ..blocks.stacks import Sequential
+from ..compiler import build
+from ..errors import ConfigError, ShapeError, invalid
+from ..layers import NonlinearityLayer
+from ..nonlinearities import softmax
+from ..utils import is_int
+from .callbacks import Callback, History
+from .data import PatchSampler
+from .losses import get_loss
+from .metrics import get_metric
+from .optimizers import get_optimizer
+
+__all__ = ["DEFAULT_MODE", "Model", "load_model"]
+
+#: PyTensor mode of compiled functions. Measured on 2 CPU cores (bench/port_modes.py,
+#: bench/model.py): the C VM runs a training step as fast as Numba's JIT but compiles a new
+#: graph in about a second from its on-disk cache, where Numba JITs for tens of seconds.
+DEFAULT_MODE = "CVM"
+
+_DTYPES = ("float32", "float64")
+
+
+@contextlib.contextmanager
+def _seeded(seed):
+    if seed is None:
+        yield
+        return
+    old = dilnet_random.get_rng()
+    dilnet_random.set_rng(np.random.default_rng(seed))
+    try:
+        yield
+    finally:
+        dilnet_random.set_rng(old)
+
+
+class Model:
+    """A trainable network built from a spec.
+
+    Parameters
+    ----------
+    spec : Sequential or list of blocks
+        Starts with an `Input` block; ends (for training with the built-in losses) with a
+        softmax, e.g. `Classifier`.
+    dtype : {'float32', 'float64'}
+        Parameters, inputs and outputs.
+    mode : str or pytensor Mode, optional
+        How functions are compiled (default `DEFAULT_MODE`, the C VM).
+    seed : int, optional
+        Seeds the initial weights and the dropout streams: equal seeds give equal models.
+
+    Attributes
+    ----------
+    network : dilnet.compiler.Network
+        The layer graph, with paths and receptive fields.
+    history : History or None
+        Of the last `fit`.
+    stop_training : bool
+        Set by callbacks to end `fit` after the current step.
+    """
+
+    def __init__(self, spec, *, dtype="float32", mode=None, seed=None):
+        if isinstance(spec, list | tuple):
+            spec = Sequential(list(spec))
+        if dtype not in _DTYPES:
+            raise ConfigError(invalid("Model", "dtype", "'float32' or 'float64'", dtype))
+        self.spec = spec
+        self.dtype = dtype
+        self.mode = DEFAULT_MODE if mode is None else mode
+        with pytensor.config.change_flags(floatX=dtype), _seeded(seed):
+            self.network = build(spec)
+        self.rank = self.network.rank
+        self._labels = pt.tensor("labels", dtype="int64", shape=(None,) * (self.rank + 1))
+        self._functions = {}
+        self._compiled = None
+        self.learning_rate = None
+        self.history = None
+        self.stop_training = False
+
+    # ------------------------------------------------------------------ set-up
+
+    def compile(self, optimizer="adam", loss="crossentropy", metrics=(), *, learning_rate=None,
+                ignore_label=None, class_weights=None, **optimizer_options):  # fmt: skip
+        """Choose the optimizer, the loss and the metrics.
+
+        Parameters
+        ----------
+        optimizer : str or Optimizer
+            'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adadelta', 'adam',
+            'adamax', 'amsgrad'; their options as keyword arguments (``momentum=0.9``).
+        loss : str or Loss
+            'crossentropy', 'dice' or 'crossentropy+dice' (or a `dilnet.model.losses` object).
+        metrics : sequence of str or Metric
+            'accuracy', 'dice' (per class ``dice_<c>`` and their mean ``dice``).
+        learning_rate : float, optional
+            Default: the optimizer's.
+        ignore_label : int, optional
+            Labels with this value count in no loss and no metric.
+        class_weights : sequence of float, optional
+            Cross-entropy class weights.
+        """
+        self._optimizer = get_optimizer(optimizer, learning_rate, **optimizer_options)
+        self._loss = get_loss(loss, ignore_label=ignore_label, class_weights=class_weights)
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        self._metrics = [get_metric(m) for m in metrics]
+        probe = pt.tensor(dtype=self.dtype, shape=(None,) * (self.rank + 2))
+        self._metric_sizes = [
+            len(m.counts(probe, self._labels, ignore_label)) for m in self._metrics
+        ]
+        self.ignore_label = getattr(self._loss, "ignore_label", None)
+        if ignore_label is not None and self.ignore_label is None:
+            self.ignore_label = ignore_label
+        self._check_softmax_output(loss)
+        lr = np.asarray(self._optimizer.learning_rate, dtype=self.dtype)
+        if self.learning_rate is None:
+            self.learning_rate = pytensor.shared(lr, name="learning_rate")
+        else:
+            self.learning_rate.set_value(lr)
+        self._functions = {k: v for k, v in self._functions.items() if k == "predict"}
+        self._compiled = True
+        return self
+
+    def _check_softmax_output(self, loss):
+        layer = self.network.output_layer
+        if not (isinstance(layer, NonlinearityLayer) and layer.nonlinearity is softmax):
+            raise ConfigError(
+                f"Model.compile: loss={loss!r} needs class probabilities, but the model's last "
+                f"layer is {layer.name!r} ({type(layer).__name__}); end the spec with "
+                "Classifier(num_classes=..., activation='softmax')."
+            )
+
+    def get_learning_rate(self) -> float:
+        self._require_compiled("get_learning_rate")
+        return float(self.learning_rate.get_value())
+
+    def set_learning_rate(self, value):
+        self._require_compiled("set_learning_rate")
+        self.learning_rate.set_value(np.asarray(value, dtype=self.dtype))
+
+    def _require_compiled(self, where):
+        if not self._compiled:
+            raise ConfigError(f"Model.{where}: call model.compile(optimizer=..., loss=...) first.")
+
+    # ------------------------------------------------------------------ functions
+
+    def _function(self, kind):
+        if kind in self._functions:
+            return self._functions[kind]
+        x, y = self.network.input_layer.input_var, self._labels
+        with pytensor.config.change_flags(floatX=self.dtype):
+            if kind == "predict":
+                out = self.network.get_output(deterministic=True)
+                fn = pytensor.function([x], out, mode=self.mode)
+            else:
+                train = kind == "train"
+                p = self.network.get_output(deterministic=not train)
+                loss = self._loss(p, y)
+                counts = [c for m in self._metrics for c in m.counts(p, y, self.ignore_label)]
+                updates = None
+                if train:
+                    params = self.network.get_params(trainable=True)
+                    lr = self.learning_rate
+                    updates = self._optimizer.updates(loss, params, lr)
+                fn = pytensor.function([x, y], [loss, *counts], updates=updates, mode=self.mode)
+        fn.trust_input = False
+        self._functions[kind] = fn
+        return fn
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_x(self, x, where, name="x"):
+        x = np.asarray(x)
+        expected = self.network.input_shape
+        if (
+            x.ndim != len(expected)
+            or x.shape[1] != expected[1]
+            or any(e is not None and e != n for e, n in zip(expected[2:], x.shape[2:], strict=True))
+        ):
+            raise ShapeError(
+                invalid(
+                    where, f"{name}.shape", f"(batch, channels, *spatial) like {expected}", x.shape
+                )  # fmt: skip
+            )
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+            raise ConfigError(invalid(where, f"{name}.dtype", "a real number dtype", x.dtype))
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def _check_y(self, y, x, where, name="y"):
+        y = np.asarray(y)
+        out = self.network.output_shapes(input_size=x.shape[2:], batch_size=x.shape[0])[-1]
+        expected = (out[0], *out[2:])
+        if y.shape != expected:
+            raise ShapeError(
+                invalid(
+                    where,
+                    f"{name}.shape",
+                    f"labels (batch, *spatial) = {expected} for inputs of shape {x.shape}",
+                    y.shape,
+                )  # fmt: skip
+            )
+        if not np.issubdtype(y.dtype, np.integer):
+            raise ConfigError(invalid(where, f"{name}.dtype", "an integer dtype (labels)", y.dtype))
+        classes = out[1]
+        valid = (y >= 0) & (y < classes)
+        if self.ignore_label is not None:
+            valid |= y == self.ignore_label
+        if not valid.all():
+            bad = np.unique(y[~valid])[:5].tolist()
+            allowed = f"0..{classes - 1}" + (
+                f" or ignore_label={self.ignore_label}" if self.ignore_label is not None else ""
+            )
+            raise ConfigError(invalid(where, f"{name} values", allowed, bad))
+        return np.ascontiguousarray(y, dtype="int64")
+
+    @staticmethod
+    def _check_positive(where, name, value):
+        if not (is_int(value) and value > 0):
+            raise ConfigError(invalid(where, name, "a positive int", value))
+
+    # ------------------------------------------------------------------ training
+
+    def train_on_batch(self, x, y) -> dict:
+        """One optimisation step; returns the batch's loss and metrics."""
+        self._require_compiled("train_on_batch")
+        x = self._check_x(x, "Model.train_on_batch")
+        y = self._check_y(y, x, "Model.train_on_batch")
+        loss, *counts = self._function("train")(x, y)
+        return {"loss": float(loss), **self._metric_values([counts])}
+
+    def _metric_values(self, batches):
+        """Sum each metric's counts over `batches` and turn them into values."""
+        out, i = {}, 0
+        for metric, k in zip(self._metrics, self._metric_sizes, strict=True):
+            sums = [sum(np.asarray(b[i + j], dtype=np.float64) for b in batches) for j in range(k)]
+            out.update(metric.result(sums))
+            i += k
+        return out
+
+    def fit(self, x=None, y=None, *, batch_size=2, epochs=1, steps_per_epoch=None,
+            validation_data=None, validation_batch_size=None, callbacks=(), verbose=1,
+            shuffle=True, seed=None, initial_epoch=0):  # fmt: skip
+        """Train for `epochs` epochs on arrays or on a `PatchSampler`.
+
+        Parameters
+        ----------
+        x, y : arrays ``(N, C, *spatial)`` and int labels ``(N, *spatial)``, or x a
+            `PatchSampler` (then y is None)
+        batch_size : int
+            For arrays.
+        epochs, initial_epoch : int
+        steps_per_epoch : int, optional
+            For a sampler (default: its own `steps_per_epoch`); for arrays, all batches.
+        validation_data : (x_val, y_val) or PatchSampler, optional
+            Evaluated after each epoch; logged with the prefix ``val_``.
+        callbacks : sequence of Callback
+        verbose : int
+            1: a progress bar per epoch with the running loss and metrics; 0: silent.
+        shuffle : bool
+            Shuffle array samples each epoch.
+        seed : int, optional
+            Seeds the shuffling.
+
+        Returns
+        -------
+        History
+        """
+        where = "Model.fit"
+        self._require_compiled("fit")
+        self._check_positive(where, "epochs", epochs)
+        if isinstance(x, PatchSampler):
+            if y is not None:
+                raise ConfigError(invalid(where, "y", "None when x is a PatchSampler", "labels"))
+            steps = steps_per_epoch or x.steps_per_epoch
+            self._check_positive(where, "steps_per_epoch", steps)
+            self._check_sampler(x, where)
+
+            def batches(epoch_rng):
+                for _ in range(steps):
+                    xb, yb = x.sample()
+                    yield self._check_x(xb, where), self._check_y(yb, xb, where)
+        else:
+            if x is None or y is None:
+                raise ConfigError(invalid(where, "x, y", "arrays, or x a PatchSampler", (x, y)))
+            x = self._check_x(x, where)
+            y = self._check_y(y, x, where)
+            self._check_positive(where, "batch_size", batch_size)
+            steps = math.ceil(len(x) / batch_size)
+            if steps_per_epoch is not None:
+                self._check_positive(where, "steps_per_epoch", steps_per_epoch)
+                steps = min(steps, steps_per_epoch)
+
+            def batches(epoch_rng):
+                order = epoch_rng.permutation(len(x)) if shuffle else np.arange(len(x))
+                for s in range(steps):
+                    idx = np.sort(order[s * batch_size : (s + 1) * batch_size])
+                    yield x[idx], y[idx]
+
+        if validation_data is not None:
+            validation_data = self._check_validation(validation_data, where)
+        history = History()
+        callbacks = [history, *callbacks]
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise ConfigError(invalid(where, "callbacks", "Callback objects", cb))
+            cb.set_model(self)
+        fn = self._function("train")
+        rng = np.random.default_rng(seed)
+        self.stop_training = False
+        self.history = history
+        for cb in callbacks:
+            cb.on_train_begin()
+        step = 0
+        for epoch in range(initial_epoch, initial_epoch + epochs):
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch)
+            losses, counts, weights = [], [], []
+            bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{initial_epoch + epochs}",
+                       disable=not verbose, leave=True, dynamic_ncols=True)  # fmt: skip
+            for xb, yb in batches(rng):
+                loss, *c = fn(xb, yb)
+                loss = float(loss)
+                losses.append(loss)
+                weights.append(len(xb))
+                counts.append(c)
+                logs = {"loss": loss}
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.average(losses, weights=weights):.4g}")
+                for cb in callbacks:
+                    cb.on_batch_end(step, logs)
+                step += 1
+                if self.stop_training:
+                    break
+            bar.close()
+            logs = {"loss": float(np.average(losses, weights=weights))} if losses else {}
+            if counts:
+                logs.update(self._metric_values(counts))
+            if validation_data is not None and not self.stop_training:
+                val = self._evaluate(*validation_data, batch_size=validation_batch_size or
+                                     batch_size)  # fmt: skip
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            logs["lr"] = self.get_learning_rate()
+            if verbose:
+                tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}"
+                                                              for k, v in logs.items()))  # fmt: skip
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in callbacks:
+            cb.on_train_end()
+        return history
+
+    def _check_sampler(self, sampler, where):
+        expected = self.network.input_shape[1]
+        if sampler.volumes[0].shape[0] != expected or sampler.rank != self.rank:
+            raise ShapeError(
+                invalid(
+                    where,
+                    "x",
+                    f"a PatchSampler of {self.rank}D volumes with {expected} channels",
+                    f"volumes of shape {sampler.volumes[0].shape}",
+                )  # fmt: skip
+            )
+
+    def _check_validation(self, data, where):
+        if isinstance(data, PatchSampler):
+            self._check_sampler(data, where)
+            xs, ys = zip(*(data.sample() for _ in range(data.steps_per_epoch)), strict=True)
+            data = (np.concatenate(xs), np.concatenate(ys))
+        if not (isinstance(data, tuple | list) and len(data) == 2):
+            raise ConfigError(invalid(where, "validation_data", "(x_val, y_val) or a PatchSampler",
+                                      type(data).__name__))  # fmt: skip
+        x = self._check_x(data[0], where, "validation_data[0]")
+        return x, self._check_y(data[1], x, where, "validation_data[1]")
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self, x, y, *, batch_size=2, verbose=0) -> dict:
+        """Loss (mean over batches, weighted by batch size) and metrics (over all voxels) of the
+        deterministic network (batch-norm averages, no dropout)."""
+        self._require_compiled("evaluate")
+        x = self._check_x(x, "Model.evaluate")
+        y = self._check_y(y, x, "Model.evaluate")
+        self._check_positive("Model.evaluate", "batch_size", batch_size)
+        return self._evaluate(x, y, batch_size=batch_size, verbose=verbose)
+
+    def _evaluate(self, x, y, batch_size, verbose=0):
+        fn = self._function("eval")
+        losses, weights, counts = [], [], []
+        for s in tqdm(range(0, len(x), batch_size), disable=not verbose, desc="evaluate"):
+            loss, *c = fn(x[s : s + batch_size], y[s : s + batch_size])
+            losses.append(float(loss))
+            weights.append(len(x[s : s + batch_size]))
+            counts.append(c)
+        return {"loss": float(np.average(losses, weights=weights)), **self._metric_values(counts)}
+
+    def predict(self, x, *, batch_size=1, verbose=0):
+        """Class probabilities ``(N, K, *spatial)`` of the deterministic network."""
+        x = self._check_x(x, "Model.predict")
+        self._check_positive("Model.predict", "batch_size", batch_size)
+        fn = self._function("predict")
+        out = [fn(x[s : s + batch_size]) for s in tqdm(range(0, len(x), batch_size),
+                                                         disable=not verbose, desc="predict")]  # fmt: skip
+        return np.concatenate(out)
+
+    def predict_on_batch(self, x):
+        """`predict` of one batch, in one call."""
+        return self._function("predict")(self._check_x(x, "Model.predict_on_batch"))
+
+    # ------------------------------------------------------------------ weights
+
+    @property
+    def params(self) -> list:
+        """All parameters (trainable and batch-norm averages), in a fixed order."""
+        return self.network.get_params()
+
+    def get_weights(self) -> list:
+        """Copies of all parameter values, in `params` order."""
+        return [p.get_value() for p in self.params]
+
+    def set_weights(self, values):
+        """Set all parameters at once; nothing changes unless every value fits."""
+        from ..layers import set_all_param_values
+
+        set_all_param_values(self.network.output_layer, list(values))
+
+    def weights_finite(self) -> bool:
+        return all(np.isfinite(p.get_value(borrow=True)).all() for p in self.params)
+
+    def summary(self, input_size=None, batch_size=1, print_fn=print):
+        """`Sequential.summary` of this model's spec."""
+        return self.spec.summary(input_size=input_size, batch_size=batch_size, print_fn=print_fn)
+
+    def _arrays(self):
+        return {p.name: p.get_value() for p in self.params}
+
+    def _expected(self):
+        return [(p.name, tuple(p.get_value(borrow=True).shape), str(p.dtype)) for p in self.params]
+
+    def save_weights(self, path):
+        """Write all parameters to `path` (one `.npz`, atomically, with a manifest of names,
+        shapes, dtypes and sha256 checksums; `dilnet.io.weights`)."""
+        from ..io.weights import save_checkpoint
+
+        return save_checkpoint(os.fspath(path), self._arrays(),
+                               metadata={"kind": "weights", "spec": self.spec.to_config()})  # fmt: skip
+
+    def load_weights(self, path):
+        """Read weights written by `save_weights` or `save`. The file's checksums, names,
+        shapes and dtypes are all verified before any parameter changes."""
+        from ..io.weights import read_checkpoint, verify_against
+
+        arrays, manifest = read_checkpoint(os.fspath(path))
+        verify_against(manifest, self._expected(), where=os.fspath(path))
+        self.set_weights([arrays[p.name] for p in self.params])
+        return manifest
+
+    def save(self, path):
+        """Write the whole model: its spec config, dtype and weights, in one file."""
+        from ..io.weights import save_checkpoint
+
+        metadata = {"kind": "model", "spec": self.spec.to_config(), "dtype": self.dtype}
+        return save_checkpoint(os.fspath(path), self._arrays(), metadata=metadata)
+
+
+def load_model(path, *, mode=None) -> Model:
+    """A `Model` from a file written by `Model.save` (spec from the file's config; weights
+    verified before use)."""
+    from ..io.config import from_config
+    from ..io.weights import read_checkpoint
+
+    _, manifest = read_checkpoint(os.fspath(path))
+    metadata = manifest.get("metadata", {})
+    if "spec" not in metadata:
+        raise ConfigError(f"load_model: {os.fspath(path)} holds no model config (it was "
+                          "written by save_weights; build the Model and use load_weights).")  # fmt: skip
+    model = Model(from_config(metadata["spec"]), dtype=metadata.get("dtype", "float32"),
+                  mode=mode)  # fmt: skip
+    model.load_weights(path)
+    return model
