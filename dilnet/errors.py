@@ -7,7 +7,7 @@ Messages follow one template: where, what was expected, what was received::
     dilated_conv: invalid value for `dilation`. Expected positive integers; received dilation=(1, 0, 4).
 """
 
-__all__ = ["BackendError", "ConfigError", "DilnetError", "ShapeError", "SpecError"]
+__all__ = ["BackendError", "ConfigError", "DilnetError", "ShapeError", "SpecError", "WeightsError"]
 
 
 class DilnetError(Exception):
@@ -26,6 +26,13 @@ class SpecError(ConfigError):
 
 class ShapeError(DilnetError, ValueError):
     """Tensors or layers do not fit together: rank, channels, groups, or sizes."""
+
+
+class WeightsError(DilnetError, ValueError):
+    """A weights checkpoint cannot be used: the file is missing, is not a dilnet checkpoint, is
+    truncated or corrupted, its arrays differ from its manifest (a sha256 mismatch means the data
+    was changed), or its parameters do not fit what a model expects. The message starts with the
+    file (or the caller's ``where``) and names each parameter concerned."""
 
 
 class BackendError(DilnetError, ImportError):

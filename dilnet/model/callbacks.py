@@ -91,7 +91,7 @@ class _Monitor(Callback):
                     "monitor",
                     f"one of the logged values {sorted(logs or {})}",
                     self.monitor,
-                )  # fmt: skip
+                )
             )
         return logs[self.monitor]
 
@@ -114,8 +114,15 @@ class ModelCheckpoint(_Monitor):
     keeps its last good checkpoint.
     """
 
-    def __init__(self, filepath, monitor="val_loss", mode="auto", save_best_only=False,
-                 save_weights_only=True, min_delta=0.0):  # fmt: skip
+    def __init__(
+        self,
+        filepath,
+        monitor="val_loss",
+        mode="auto",
+        save_best_only=False,
+        save_weights_only=True,
+        min_delta=0.0,
+    ):
         super().__init__(monitor, mode, min_delta, "ModelCheckpoint")
         self.filepath = os.fspath(filepath)
         self.save_best_only = bool(save_best_only)
@@ -143,8 +150,9 @@ class EarlyStopping(_Monitor):
     """Stop when `monitor` has not improved by `min_delta` for `patience` epochs; with
     ``restore_best_weights`` put back the best epoch's weights at the end."""
 
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto",
-                 restore_best_weights=False):  # fmt: skip
+    def __init__(
+        self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto", restore_best_weights=False
+    ):
         super().__init__(monitor, mode, min_delta, "EarlyStopping")
         if not isinstance(patience, int) or patience < 0:
             raise ConfigError(invalid("EarlyStopping", "patience", "an int >= 0", patience))
@@ -192,8 +200,7 @@ class CSVLogger(Callback):
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)
-            self.writer = csv.DictWriter(self.file, ["epoch", *self.keys],
-                                         delimiter=self.separator)  # fmt: skip
+            self.writer = csv.DictWriter(self.file, ["epoch", *self.keys], delimiter=self.separator)
             if not self.header_written:
                 self.writer.writeheader()
         self.writer.writerow({"epoch": epoch, **{k: logs.get(k, "") for k in self.keys}})
@@ -245,8 +252,14 @@ class LearningRateScheduler(Callback):
     def on_epoch_begin(self, epoch, logs=None):
         lr = float(self.schedule(epoch, self.model.get_learning_rate()))
         if not (math.isfinite(lr) and lr >= 0):
-            raise ConfigError(invalid("LearningRateScheduler", "schedule(epoch, lr)",
-                                      "a finite learning rate >= 0", lr))  # fmt: skip
+            raise ConfigError(
+                invalid(
+                    "LearningRateScheduler",
+                    "schedule(epoch, lr)",
+                    "a finite learning rate >= 0",
+                    lr,
+                )
+            )
         self.model.set_learning_rate(lr)
 
 
@@ -254,8 +267,9 @@ class ReduceLROnPlateau(_Monitor):
     """Multiply the learning rate by `factor` when `monitor` has not improved for `patience`
     epochs (not below `min_lr`)."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto", min_delta=1e-4,
-                 min_lr=0.0):  # fmt: skip
+    def __init__(
+        self, monitor="val_loss", factor=0.1, patience=10, mode="auto", min_delta=1e-4, min_lr=0.0
+    ):
         super().__init__(monitor, mode, min_delta, "ReduceLROnPlateau")
         if not 0 < factor < 1:
             raise ConfigError(invalid("ReduceLROnPlateau", "factor", "a number in (0, 1)", factor))

@@ -42,8 +42,19 @@ class PatchSampler:
         the voxels once, at least 1).
     """
 
-    def __init__(self, volumes, labels, patch_size, *, batch_size=2, strategy="random",
-                 class_probs=None, ignore_label=None, seed=None, steps_per_epoch=None):  # fmt: skip
+    def __init__(
+        self,
+        volumes,
+        labels,
+        patch_size,
+        *,
+        batch_size=2,
+        strategy="random",
+        class_probs=None,
+        ignore_label=None,
+        seed=None,
+        steps_per_epoch=None,
+    ):
         where = "PatchSampler"
         self.volumes = [np.asarray(v) for v in volumes]
         self.labels = [np.asarray(t) for t in labels]
@@ -70,8 +81,9 @@ class PatchSampler:
             patch_size = (int(patch_size),) * rank
         patch_size = tuple(patch_size)
         if len(patch_size) != rank or not all(is_int(p) and p > 0 for p in patch_size):
-            raise ConfigError(invalid(where, "patch_size", f"a positive int or {rank} of them",
-                                      patch_size))  # fmt: skip
+            raise ConfigError(
+                invalid(where, "patch_size", f"a positive int or {rank} of them", patch_size)
+            )
         for i, v in enumerate(self.volumes):
             if any(p > n for p, n in zip(patch_size, v.shape[1:], strict=True)):
                 raise ShapeError(
@@ -80,7 +92,7 @@ class PatchSampler:
                         "patch_size",
                         f"at most the spatial size {v.shape[1:]} of volume {i}",
                         patch_size,
-                    )  # fmt: skip
+                    )
                 )
         self.patch_size = patch_size
         if not (is_int(batch_size) and batch_size > 0):
@@ -103,13 +115,21 @@ class PatchSampler:
             else:
                 class_probs = np.asarray(class_probs, dtype=float)
                 if class_probs.ndim != 1 or (class_probs < 0).any():
-                    raise ConfigError(invalid(where, "class_probs", "non-negative numbers, one "
-                                              "per class", class_probs))  # fmt: skip
-                probs = np.array([class_probs[c] if c < len(class_probs) else 0.0
-                                  for c in classes])  # fmt: skip
+                    raise ConfigError(
+                        invalid(
+                            where, "class_probs", "non-negative numbers, one per class", class_probs
+                        )
+                    )
+                probs = np.array([class_probs[c] if c < len(class_probs) else 0.0 for c in classes])
             if probs.sum() <= 0:
-                raise ConfigError(invalid(where, "class_probs", "a positive probability for a "
-                                          f"class present in the labels {classes}", class_probs))  # fmt: skip
+                raise ConfigError(
+                    invalid(
+                        where,
+                        "class_probs",
+                        f"a positive probability for a class present in the labels {classes}",
+                        class_probs,
+                    )
+                )
             self._classes, self._probs = classes, probs / probs.sum()
 
     def _find_centres(self):
@@ -128,10 +148,14 @@ class PatchSampler:
 
     def _corner(self, shape, centre=None):
         if centre is None:
-            return tuple(int(self.rng.integers(0, n - p + 1))
-                         for n, p in zip(shape, self.patch_size, strict=True))  # fmt: skip
-        return tuple(min(max(0, c - p // 2), n - p)
-                     for c, n, p in zip(centre, shape, self.patch_size, strict=True))  # fmt: skip
+            return tuple(
+                int(self.rng.integers(0, n - p + 1))
+                for n, p in zip(shape, self.patch_size, strict=True)
+            )
+        return tuple(
+            min(max(0, c - p // 2), n - p)
+            for c, n, p in zip(centre, shape, self.patch_size, strict=True)
+        )
 
     def sample(self):
         """One batch ``(x, y)``."""

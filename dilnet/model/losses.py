@@ -67,9 +67,12 @@ class Dice(Loss):
 
     def __call__(self, probabilities, labels):
         return objectives.soft_dice(
-            probabilities, labels, smooth=self.smooth, ignore_label=self.ignore_label,
+            probabilities,
+            labels,
+            smooth=self.smooth,
+            ignore_label=self.ignore_label,
             include_background=self.include_background,
-        ).mean()  # fmt: skip
+        ).mean()
 
 
 @attrs.frozen(kw_only=True)
@@ -118,8 +121,9 @@ def get_loss(loss, *, ignore_label=None, class_weights=None) -> Loss:
         return cls(**kwargs)
     raise ConfigError(
         invalid(
-            "Model.compile", "loss",
+            "Model.compile",
+            "loss",
             f"one of {', '.join(map(repr, LOSSES))} or a dilnet.model.Loss{suggest(loss, LOSSES)}",
             loss,
         )
-    )  # fmt: skip
+    )

@@ -95,9 +95,10 @@ def get_metric(metric) -> Metric:
         return METRICS[metric]()
     raise ConfigError(
         invalid(
-            "Model.compile", "metrics",
+            "Model.compile",
+            "metrics",
             f"names from {', '.join(map(repr, METRICS))} or dilnet.model.Metric objects"
             f"{suggest(metric, METRICS)}",
             metric,
         )
-    )  # fmt: skip
+    )

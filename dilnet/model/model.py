@@ -96,8 +96,17 @@ class Model:
 
     # ------------------------------------------------------------------ set-up
 
-    def compile(self, optimizer="adam", loss="crossentropy", metrics=(), *, learning_rate=None,
-                ignore_label=None, class_weights=None, **optimizer_options):  # fmt: skip
+    def compile(
+        self,
+        optimizer="adam",
+        loss="crossentropy",
+        metrics=(),
+        *,
+        learning_rate=None,
+        ignore_label=None,
+        class_weights=None,
+        **optimizer_options,
+    ):
         """Choose the optimizer, the loss and the metrics.
 
         Parameters
@@ -197,7 +206,7 @@ class Model:
             raise ShapeError(
                 invalid(
                     where, f"{name}.shape", f"(batch, channels, *spatial) like {expected}", x.shape
-                )  # fmt: skip
+                )
             )
         if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
             raise ConfigError(invalid(where, f"{name}.dtype", "a real number dtype", x.dtype))
@@ -214,7 +223,7 @@ class Model:
                     f"{name}.shape",
                     f"labels (batch, *spatial) = {expected} for inputs of shape {x.shape}",
                     y.shape,
-                )  # fmt: skip
+                )
             )
         if not np.issubdtype(y.dtype, np.integer):
             raise ConfigError(invalid(where, f"{name}.dtype", "an integer dtype (labels)", y.dtype))
@@ -254,9 +263,22 @@ class Model:
             i += k
         return out
 
-    def fit(self, x=None, y=None, *, batch_size=2, epochs=1, steps_per_epoch=None,
-            validation_data=None, validation_batch_size=None, callbacks=(), verbose=1,
-            shuffle=True, seed=None, initial_epoch=0):  # fmt: skip
+    def fit(
+        self,
+        x=None,
+        y=None,
+        *,
+        batch_size=2,
+        epochs=1,
+        steps_per_epoch=None,
+        validation_data=None,
+        validation_batch_size=None,
+        callbacks=(),
+        verbose=1,
+        shuffle=True,
+        seed=None,
+        initial_epoch=0,
+    ):
         """Train for `epochs` epochs on arrays or on a `PatchSampler`.
 
         Parameters
@@ -332,8 +354,13 @@ class Model:
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
             losses, counts, weights = [], [], []
-            bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{initial_epoch + epochs}",
-                       disable=not verbose, leave=True, dynamic_ncols=True)  # fmt: skip
+            bar = tqdm(
+                total=steps,
+                desc=f"epoch {epoch + 1}/{initial_epoch + epochs}",
+                disable=not verbose,
+                leave=True,
+                dynamic_ncols=True,
+            )
             for xb, yb in batches(rng):
                 loss, *c = fn(xb, yb)
                 loss = float(loss)
@@ -353,13 +380,15 @@ class Model:
             if counts:
                 logs.update(self._metric_values(counts))
             if validation_data is not None and not self.stop_training:
-                val = self._evaluate(*validation_data, batch_size=validation_batch_size or
-                                     batch_size)  # fmt: skip
+                val = self._evaluate(
+                    *validation_data, batch_size=validation_batch_size or batch_size
+                )
                 logs.update({f"val_{k}": v for k, v in val.items()})
             logs["lr"] = self.get_learning_rate()
             if verbose:
-                tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}"
-                                                              for k, v in logs.items()))  # fmt: skip
+                tqdm.write(
+                    f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in logs.items())
+                )
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -377,7 +406,7 @@ class Model:
                     "x",
                     f"a PatchSampler of {self.rank}D volumes with {expected} channels",
                     f"volumes of shape {sampler.volumes[0].shape}",
-                )  # fmt: skip
+                )
             )
 
     def _check_validation(self, data, where):
@@ -386,8 +415,14 @@ class Model:
             xs, ys = zip(*(data.sample() for _ in range(data.steps_per_epoch)), strict=True)
             data = (np.concatenate(xs), np.concatenate(ys))
         if not (isinstance(data, tuple | list) and len(data) == 2):
-            raise ConfigError(invalid(where, "validation_data", "(x_val, y_val) or a PatchSampler",
-                                      type(data).__name__))  # fmt: skip
+            raise ConfigError(
+                invalid(
+                    where,
+                    "validation_data",
+                    "(x_val, y_val) or a PatchSampler",
+                    type(data).__name__,
+                )
+            )
         x = self._check_x(data[0], where, "validation_data[0]")
         return x, self._check_y(data[1], x, where, "validation_data[1]")
 
@@ -417,8 +452,10 @@ class Model:
         x = self._check_x(x, "Model.predict")
         self._check_positive("Model.predict", "batch_size", batch_size)
         fn = self._function("predict")
-        out = [fn(x[s : s + batch_size]) for s in tqdm(range(0, len(x), batch_size),
-                                                         disable=not verbose, desc="predict")]  # fmt: skip
+        out = [
+            fn(x[s : s + batch_size])
+            for s in tqdm(range(0, len(x), batch_size), disable=not verbose, desc="predict")
+        ]
         return np.concatenate(out)
 
     def predict_on_batch(self, x):
@@ -460,8 +497,11 @@ class Model:
         shapes, dtypes and sha256 checksums; `dilnet.io.weights`)."""
         from ..io.weights import save_checkpoint
 
-        return save_checkpoint(os.fspath(path), self._arrays(),
-                               metadata={"kind": "weights", "spec": self.spec.to_config()})  # fmt: skip
+        return save_checkpoint(
+            os.fspath(path),
+            self._arrays(),
+            metadata={"kind": "weights", "spec": self.spec.to_config()},
+        )
 
     def load_weights(self, path):
         """Read weights written by `save_weights` or `save`. The file's checksums, names,
@@ -490,9 +530,10 @@ def load_model(path, *, mode=None) -> Model:
     _, manifest = read_checkpoint(os.fspath(path))
     metadata = manifest.get("metadata", {})
     if "spec" not in metadata:
-        raise ConfigError(f"load_model: {os.fspath(path)} holds no model config (it was "
-                          "written by save_weights; build the Model and use load_weights).")  # fmt: skip
-    model = Model(from_config(metadata["spec"]), dtype=metadata.get("dtype", "float32"),
-                  mode=mode)  # fmt: skip
+        raise ConfigError(
+            f"load_model: {os.fspath(path)} holds no model config (it was "
+            "written by save_weights; build the Model and use load_weights)."
+        )
+    model = Model(from_config(metadata["spec"]), dtype=metadata.get("dtype", "float32"), mode=mode)
     model.load_weights(path)
     return model

@@ -56,7 +56,7 @@ def get_optimizer(optimizer, learning_rate=None, **options) -> Optimizer:
                     "learning_rate",
                     "None when optimizer is an Optimizer object",
                     learning_rate,
-                )  # fmt: skip
+                )
             )
         return optimizer
     if not (isinstance(optimizer, str) and optimizer in _RULES):
@@ -67,11 +67,14 @@ def get_optimizer(optimizer, learning_rate=None, **options) -> Optimizer:
                 f"one of {', '.join(map(repr, OPTIMIZERS))} or an "
                 f"Optimizer{suggest(optimizer, OPTIMIZERS)}",
                 optimizer,
-            )  # fmt: skip
+            )
         )
     rule, default_lr = _RULES[optimizer]
-    allowed = [p for p in inspect.signature(rule).parameters if p not in
-               ("loss_or_grads", "params", "learning_rate")]  # fmt: skip
+    allowed = [
+        p
+        for p in inspect.signature(rule).parameters
+        if p not in ("loss_or_grads", "params", "learning_rate")
+    ]
     for key in options:
         if key not in allowed:
             raise ConfigError(
@@ -81,7 +84,7 @@ def get_optimizer(optimizer, learning_rate=None, **options) -> Optimizer:
                     f"an option of {optimizer!r}: {', '.join(allowed) or 'none'}"
                     f"{suggest(key, allowed)}",
                     options[key],
-                )  # fmt: skip
+                )
             )
     lr = default_lr if learning_rate is None else learning_rate
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
