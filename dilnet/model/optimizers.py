@@ -87,6 +87,6 @@ def get_optimizer(optimizer, learning_rate=None, **options) -> Optimizer:
                 )
             )
     lr = default_lr if learning_rate is None else learning_rate
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
-        raise ConfigError(invalid(where, "learning_rate", "a positive number", learning_rate))
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr >= 0:
+        raise ConfigError(invalid(where, "learning_rate", "a number >= 0", learning_rate))
     return Optimizer(optimizer, float(lr), dict(options))
