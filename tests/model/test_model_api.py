@@ -124,7 +124,7 @@ def test_early_stopping_stops_after_patience_and_restores_best():
     x, y = data()
     m = model()
     m.set_learning_rate(0.0)  # nothing improves after the first epoch
-    stop = EarlyStopping(monitor="loss", patience=2, restore_best_weights=True)
+    stop = EarlyStopping(monitor="loss", patience=2, min_delta=1e-6, restore_best_weights=True)
     history = m.fit(x, y, epochs=10, callbacks=[stop], verbose=0)
     assert history.epoch == [0, 1, 2, 3] and stop.stopped_epoch == 3
 
