@@ -9,11 +9,12 @@ import torch
 from dilnet import Sequential, objectives, updates
 from dilnet import blocks as B
 from dilnet.model import CrossEntropy, Dice, PatchSampler
+from dilnet.model import DEFAULT_MODE
 from dilnet.model import Model as _Model
 
 # The default C VM compiles C code for every new graph on a machine with a cold cache (20-30 s
 # each on CI's clean machine); the Python VM compiles in about a second and runs these tiny
-# batches fast enough. tests/model/test_model_modes.py covers the default mode.
+# batches fast enough. test_fit_learns_a_local_rule_and_generalises uses the default mode.
 FAST = "FAST_COMPILE"
 
 
@@ -44,9 +45,11 @@ def toy(seed=0, n=6, size=10, rank=3):
 
 
 def test_fit_learns_a_local_rule_and_generalises():
+    # in the default mode (the C VM): 120 steps, too slow for the Python VM
     x, y = toy(0, n=8, size=12)
     xv, yv = toy(1, n=2, size=12)
-    model = Model(small_spec(), seed=0)
+    model = _Model(small_spec(), seed=0)
+    assert model.mode == DEFAULT_MODE
     model.compile("adam", "crossentropy", ["accuracy", "dice"], learning_rate=0.05)
     history = model.fit(x, y, batch_size=4, epochs=60, validation_data=(xv, yv), verbose=0, seed=0)
     losses = history.history["loss"]
