@@ -20,6 +20,7 @@ weights ``(out, in, *kernel)``.
 
 import math
 from fractions import Fraction
+from typing import NamedTuple
 
 import attrs
 
@@ -69,7 +70,7 @@ from .layers import (
 from .shapes import ReceptiveField, conv_output_length, dilated_extent, resolve_padding
 from .utils import is_int
 
-__all__ = ["BlockInfo", "LayerInfo", "Network", "build", "layer_receptive_field"]
+__all__ = ["BlockInfo", "LayerInfo", "Network", "build"]
 
 #: spatial lengths tried when a residual or parallel block is checked with unknown lengths
 PROBE_LENGTHS = (96, 97)
@@ -657,67 +658,89 @@ def _exact(x):
     return int(x) if isinstance(x, Fraction) and x.denominator == 1 else x
 
 
-def layer_receptive_field(layer, incoming_fields):
-    """Receptive field of `layer`'s output per spatial axis, from its inputs' fields.
+class _Field(NamedTuple):
+    """A receptive field along one axis while it is being composed.
 
-    `incoming_fields` is a list (one entry per input layer) of tuples of `ReceptiveField`.
-    Convolutions and pooling grow the field (`dilnet.shapes.receptive_field`); merges take the
-    union of their inputs' fields; upsampling by ``f`` divides the jump by ``f`` (after it the
-    sizes are averages over output positions and may be fractions); other layers keep it.
-    ``start`` is None where the padding is unknown ('same' with stride > 1 on an unknown
-    length).
+    ``start`` counts every padding whose length is unknown ('same' with stride > 1 on an
+    unknown length) as 0; ``unknown`` names those layers and ``slack`` bounds how far further
+    left they can move the true start. Branches that share all their unknown paddings are
+    shifted alike, so their union is exact; otherwise the union is widened by the slack.
+    """
+
+    size: object
+    jump: object
+    start: object
+    unknown: frozenset = frozenset()
+    slack: object = 0
+
+    def public(self):
+        return ReceptiveField(_exact(self.size), _exact(self.jump),
+                              _exact(self.start) if not self.unknown else None)  # fmt: skip
+
+
+def _layer_field(layer, incoming):
+    """Fields of `layer`'s output per axis from its inputs' (`incoming`: one tuple per input).
+
+    Convolutions and pooling grow the field (as `dilnet.shapes.receptive_field`), merges take
+    the union of their inputs' fields, upsampling by ``f`` divides the jump by ``f`` (after it
+    sizes are those of output 0 and may be fractions), other layers keep it.
     """
     if isinstance(layer, ConvLayer):
-        (fields,) = incoming_fields
+        (fields,) = incoming
         out = []
         for axis, f in enumerate(fields):
             length = layer.input_shape[2 + axis]
             k, s, d = layer.filter_size[axis], layer.stride[axis], layer.dilation[axis]
             pad = resolve_padding(length, k, layer._pads[axis], s, d)
-            out.append(_grow(f, k, s, d, None if pad is None else pad[0]))
+            before = None if pad is None else pad[0]
+            out.append(_grow(f, k, s, d, before, (id(layer), axis)))
         return tuple(out)
     if isinstance(layer, PoolLayer):
-        (fields,) = incoming_fields
+        (fields,) = incoming
         return tuple(
-            _grow(f, k, s, 1, p)
+            _grow(f, k, s, 1, p, None)
             for f, k, s, p in zip(fields, layer.pool_size, layer.stride, layer.pad, strict=True)
         )
     if isinstance(layer, UpscaleLayer):
-        (fields,) = incoming_fields
+        (fields,) = incoming
         return tuple(
-            ReceptiveField(f.size, _exact(Fraction(f.jump) / factor), f.start)
+            f._replace(jump=Fraction(f.jump) / factor)
             for f, factor in zip(fields, layer.scale_factor, strict=True)
         )
     if isinstance(layer, MergeLayer):
         out = []
-        for axis_fields in zip(*incoming_fields, strict=True):
-            if any(f.start is None for f in axis_fields):
-                out.append(ReceptiveField(max(f.size for f in axis_fields),
-                                          axis_fields[0].jump, None))  # fmt: skip
-                continue
-            start = min(f.start for f in axis_fields)
-            end = max(f.start + f.size - 1 for f in axis_fields)
-            jump = max(f.jump for f in axis_fields)
-            out.append(ReceptiveField(_exact(end - start + 1), jump, start))
+        for fields in zip(*incoming, strict=True):
+            shared = len({f.unknown for f in fields}) == 1
+            if shared:
+                start = min(f.start for f in fields)
+                slack = fields[0].slack
+            else:
+                start, slack = min(f.start - f.slack for f in fields), 0
+            end = max(f.start + f.size - 1 for f in fields)
+            out.append(_Field(end - start + 1, max(f.jump for f in fields), start,
+                              frozenset().union(*(f.unknown for f in fields)), slack))  # fmt: skip
         return tuple(out)
-    (fields,) = incoming_fields
+    (fields,) = incoming
     return fields
 
 
-def _grow(field, k, s, d, pad_before):
-    size = field.size + (dilated_extent(k, d) - 1) * field.jump
-    start = (
-        None if field.start is None or pad_before is None else field.start - pad_before * field.jump
-    )
-    return ReceptiveField(_exact(size), _exact(field.jump * s), _exact(start))
+def _grow(field, k, s, d, pad_before, key):
+    extent = dilated_extent(k, d)
+    size = field.size + (extent - 1) * field.jump
+    if pad_before is None:  # 'same', stride > 1, unknown length: before <= (extent - 1) // 2
+        return _Field(size, field.jump * s, field.start, field.unknown | {key},
+                      field.slack + (extent - 1) // 2 * field.jump)  # fmt: skip
+    return _Field(size, field.jump * s, field.start - pad_before * field.jump, field.unknown,
+                  field.slack)  # fmt: skip
 
 
 def _receptive_fields(layers, rank):
+    """{layer: tuple of ReceptiveField per axis} for `layers` in topological order."""
     fields = {}
     for layer in layers:
         if isinstance(layer, InputLayer):
-            fields[layer] = (ReceptiveField(1, 1, 0),) * rank
+            fields[layer] = (_Field(1, 1, 0),) * rank
             continue
         inputs = layer.input_layers if isinstance(layer, MergeLayer) else [layer.input_layer]
-        fields[layer] = layer_receptive_field(layer, [fields[i] for i in inputs])
-    return fields
+        fields[layer] = _layer_field(layer, [fields[i] for i in inputs])
+    return {layer: tuple(f.public() for f in axes) for layer, axes in fields.items()}

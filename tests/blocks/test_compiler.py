@@ -364,3 +364,17 @@ def test_layer_errors_get_the_block_path_in_front():
                 ]
             )
         )
+
+
+def test_merged_fields_after_unknown_strided_padding_match_the_sized_build():
+    # 'same' with stride 2 on an unknown length leaves the padding, and so the start, unknown;
+    # both branches share that shift, so their union is still exact: [0, 2] and [-1, 1] -> 4
+    # voxels at the strided grid (jump 2), size 1 + 3 * 2 = 7. (Found by the property tests.)
+    spec = Seq([
+        B.Input(channels=1, spatial=(None,)),
+        B.Conv(filters=1, kernel=1, stride=2),
+        B.Parallel(branches=[[B.Conv(filters=1, kernel=2), B.Conv(filters=1, kernel=2)],
+                             B.Conv(filters=1, kernel=3)]),
+    ])  # fmt: skip
+    assert build(spec).receptive_field == (ReceptiveField(7, 2, None),)
+    assert build(spec, spatial=(16,)).receptive_field == (ReceptiveField(7, 2, -2),)
