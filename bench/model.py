@@ -31,12 +31,14 @@ def context_spec(channels=16, classes=4, in_channels=1):
     from dilnet import Sequential
     from dilnet import blocks as B
 
-    return Sequential([
-        B.Input(channels=in_channels),
-        B.Conv(filters=channels),
-        B.ContextModule(channels=channels),
-        B.Classifier(num_classes=classes),
-    ])
+    return Sequential(
+        [
+            B.Input(channels=in_channels),
+            B.Conv(filters=channels),
+            B.ContextModule(channels=channels),
+            B.Classifier(num_classes=classes),
+        ]
+    )
 
 
 def fit_overhead(size, steps, repeats):

@@ -8,8 +8,7 @@ import torch
 
 from dilnet import Sequential, objectives, updates
 from dilnet import blocks as B
-from dilnet.model import CrossEntropy, Dice, PatchSampler
-from dilnet.model import DEFAULT_MODE
+from dilnet.model import DEFAULT_MODE, CrossEntropy, Dice, PatchSampler
 from dilnet.model import Model as _Model
 
 # The default C VM compiles C code for every new graph on a machine with a cold cache (20-30 s
@@ -24,12 +23,14 @@ def Model(*args, **kwargs):
 
 
 def small_spec(rank=3, channels=1, classes=2):
-    return Sequential([
-        B.Input(channels=channels, spatial=(None,) * rank),
-        B.Conv(filters=4),
-        B.DilatedStack(filters=4, dilations=(1, 2), batch_norm=True),
-        B.Classifier(num_classes=classes),
-    ])
+    return Sequential(
+        [
+            B.Input(channels=channels, spatial=(None,) * rank),
+            B.Conv(filters=4),
+            B.DilatedStack(filters=4, dilations=(1, 2), batch_norm=True),
+            B.Classifier(num_classes=classes),
+        ]
+    )
 
 
 def toy(seed=0, n=6, size=10, rank=3):
