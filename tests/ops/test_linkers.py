@@ -83,3 +83,32 @@ def test_numba_cache_key_differs_between_ops_with_different_properties():
         node = DilatedCorr((1,), (1,), pad)(x, W).owner
         keys.add(numba_funcify_and_cache_key(node.op, node=node)[1])
     assert len(keys) == 3 and None not in keys
+
+
+def test_linkers_are_registered_when_pytensor_first_imports_them():
+    # A fresh process builds a graph without importing jax or torch; compiling it with the JAX
+    # and PyTorch linkers afterwards still finds dilnet's implementations (registered just
+    # after PyTensor imports its dispatch modules), equal to the C VM's result.
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys, numpy as np, pytensor
+        pytensor.config.blas__ldflags = ""
+        import pytensor.tensor as pt
+        from dilnet import dilated_conv
+        x = pt.tensor("x", shape=(1, 1, 5)); W = pt.tensor("W", shape=(1, 1, 3))
+        g = pytensor.grad(dilated_conv(x, W, dilation=2).sum(), [x, W])
+        assert "jax" not in sys.modules and "torch" not in sys.modules
+        args = (np.arange(5.0)[None, None], np.linspace(0.5, 1.5, 3)[None, None])
+        ref = pytensor.function([x, W], g, mode="CVM")(*args)
+        for mode in ("JAX", "PYTORCH"):
+            out = pytensor.function([x, W], g, mode=mode)(*args)
+            for a, b in zip(out, ref):
+                np.testing.assert_allclose(np.asarray(a), b)
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("ok")
