@@ -252,16 +252,22 @@ class Model:
         x = self._check_x(x, "Model.train_on_batch")
         y = self._check_y(y, x, "Model.train_on_batch")
         loss, *counts = self._function("train")(x, y)
-        return {"loss": float(loss), **self._metric_values([counts])}
+        metrics = self._metric_values(self._accumulate(None, counts)) if counts else {}
+        return {"loss": float(loss), **metrics}
 
-    def _metric_values(self, batches):
-        """Sum each metric's counts over `batches` and turn them into values."""
+    def _metric_values(self, totals):
+        """Each metric's values from its counts summed over batches (`_accumulate`)."""
         out, i = {}, 0
         for metric, k in zip(self._metrics, self._metric_sizes, strict=True):
-            sums = [sum(np.asarray(b[i + j], dtype=np.float64) for b in batches) for j in range(k)]
-            out.update(metric.result(sums))
+            out.update(metric.result(totals[i : i + k]))
             i += k
         return out
+
+    @staticmethod
+    def _accumulate(totals, counts):
+        """Add one batch's counts to the running sums (float64: no integer overflow)."""
+        counts = [np.asarray(c, dtype=np.float64) for c in counts]
+        return counts if totals is None else [t + c for t, c in zip(totals, counts, strict=True)]
 
     def fit(
         self,
@@ -330,7 +336,14 @@ class Model:
                 steps = min(steps, steps_per_epoch)
 
             def batches(epoch_rng):
-                order = epoch_rng.permutation(len(x)) if shuffle else np.arange(len(x))
+                if not shuffle:  # contiguous batches: views, no copies
+                    for s in range(steps):
+                        yield (
+                            x[s * batch_size : (s + 1) * batch_size],
+                            y[s * batch_size : (s + 1) * batch_size],
+                        )
+                    return
+                order = epoch_rng.permutation(len(x))
                 for s in range(steps):
                     idx = np.sort(order[s * batch_size : (s + 1) * batch_size])
                     yield x[idx], y[idx]
@@ -353,7 +366,7 @@ class Model:
         for epoch in range(initial_epoch, initial_epoch + epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
-            losses, counts, weights = [], [], []
+            losses, weights, totals = [], [], None
             bar = tqdm(
                 total=steps,
                 desc=f"epoch {epoch + 1}/{initial_epoch + epochs}",
@@ -366,10 +379,13 @@ class Model:
                 loss = float(loss)
                 losses.append(loss)
                 weights.append(len(xb))
-                counts.append(c)
+                totals = self._accumulate(totals, c)
                 logs = {"loss": loss}
                 bar.update(1)
-                bar.set_postfix(loss=f"{np.average(losses, weights=weights):.4g}")
+                if not bar.disable:
+                    live = {"loss": np.average(losses, weights=weights)}
+                    live.update(self._metric_values(totals) if totals else {})
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in live.items()}, refresh=False)
                 for cb in callbacks:
                     cb.on_batch_end(step, logs)
                 step += 1
@@ -377,8 +393,8 @@ class Model:
                     break
             bar.close()
             logs = {"loss": float(np.average(losses, weights=weights))} if losses else {}
-            if counts:
-                logs.update(self._metric_values(counts))
+            if totals:
+                logs.update(self._metric_values(totals))
             if validation_data is not None and not self.stop_training:
                 val = self._evaluate(
                     *validation_data, batch_size=validation_batch_size or batch_size
@@ -439,13 +455,14 @@ class Model:
 
     def _evaluate(self, x, y, batch_size, verbose=0):
         fn = self._function("eval")
-        losses, weights, counts = [], [], []
+        losses, weights, totals = [], [], None
         for s in tqdm(range(0, len(x), batch_size), disable=not verbose, desc="evaluate"):
             loss, *c = fn(x[s : s + batch_size], y[s : s + batch_size])
             losses.append(float(loss))
             weights.append(len(x[s : s + batch_size]))
-            counts.append(c)
-        return {"loss": float(np.average(losses, weights=weights)), **self._metric_values(counts)}
+            totals = self._accumulate(totals, c)
+        metrics = self._metric_values(totals) if totals else {}
+        return {"loss": float(np.average(losses, weights=weights)), **metrics}
 
     def predict(self, x, *, batch_size=1, verbose=0):
         """Class probabilities ``(N, K, *spatial)`` of the deterministic network."""

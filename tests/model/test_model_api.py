@@ -251,3 +251,11 @@ def test_fit_on_a_sampler_checks_channels():
     sampler = PatchSampler([np.zeros((2, 8, 8))], [np.zeros((8, 8), dtype=int)], 4)
     with pytest.raises(ShapeError, match=r"Expected a PatchSampler of 2D volumes with 1 channels"):
         m.fit(sampler)
+
+
+def test_progress_bar_shows_live_loss_and_metrics(capsys):
+    x, y = data()
+    history = model().fit(x, y, epochs=1, batch_size=2, verbose=1)
+    err = capsys.readouterr().err + capsys.readouterr().out
+    assert "epoch 1/1" in err and "loss=" in err and "accuracy=" in err
+    assert f"accuracy={history.history['accuracy'][0]:.4g}" in err
