@@ -72,8 +72,11 @@ from .utils import is_int
 
 __all__ = ["BlockInfo", "LayerInfo", "Network", "build"]
 
-#: spatial lengths tried when a residual or parallel block is checked with unknown lengths
-PROBE_LENGTHS = (96, 97)
+#: spatial lengths tried when a residual or parallel block is checked with unknown lengths:
+#: multiples of every stride, pool size and upsampling factor up to 10, so that a body that
+#: pools and upsamples back (lengths divisible by its period) passes; `Network.check_size`
+#: checks the actual size later
+PROBE_LENGTHS = (5040, 10080)
 
 _NONLINEARITIES = {
     "relu": nonlinearities.rectify,
@@ -205,6 +208,50 @@ class Network:
                 return None
             total += math.prod(shape) * itemsize
         return total
+
+    def check_size(self, spatial) -> tuple:
+        """Check that an input of spatial lengths `spatial` runs through every layer; return the
+        output shape for it (batch ``None``).
+
+        Raises `ShapeError` naming the block path when a kernel or pooling window does not fit
+        at some layer, or when the inputs of a residual sum or a concatenation disagree at this
+        size (a body that pools and upsamples back needs lengths divisible by its period).
+        """
+        spatial = tuple(spatial)
+        expected = self.input_shape[2:]
+        if len(spatial) != len(expected) or any(
+            e is not None and e != n for e, n in zip(expected, spatial, strict=True)
+        ):
+            raise ShapeError(
+                f"the input's spatial shape {spatial} does not fit the Input block's {expected}."
+            )
+        layers = [info.layer for info in self.layers]
+        shapes = dict(
+            zip(
+                layers,
+                get_output_shape(layers, {self.input_layer: (None, self.input_shape[1], *spatial)}),
+                strict=True,
+            )
+        )
+        for info in self.layers:
+            layer, shape = info.layer, shapes[info.layer]
+            if any(n is not None and n < 1 for n in shape[2:]):
+                raise ShapeError(
+                    f"{info.path} ({type(info.block).__name__}): layer {layer.name} leaves no "
+                    f"voxels (output shape {shape}) for an input of spatial size {spatial}."
+                )
+            if isinstance(layer, MergeLayer):
+                inputs = [shapes[i] for i in layer.input_layers]
+                axis = 1 if isinstance(layer, ConcatLayer) else None
+                keep = [tuple(n for a, n in enumerate(s) if a != axis and a != 0) for s in inputs]
+                if len(set(keep)) > 1:
+                    raise ShapeError(
+                        f"{info.path} ({type(info.block).__name__}): the inputs of {layer.name} "
+                        f"disagree for an input of spatial size {spatial}: shapes "
+                        f"{[s[1:] for s in inputs]}. A path that pools and upsamples back needs "
+                        "lengths divisible by its total pooling factor."
+                    )
+        return shapes[self.output_layer]
 
     def layer(self, name) -> Layer:
         """The layer named `name` (``'blocks[2].conv1'``)."""

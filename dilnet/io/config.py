@@ -15,8 +15,11 @@ its path (``$.spec.blocks[2].dilations[1]: expected an int; received 'two'``).
 import types
 import typing
 
+from numbers import Real
+
 import attrs
 import cattrs
+import numpy as np
 from cattrs.errors import (
     ClassValidationError,
     ForbiddenExtraKeysError,
@@ -52,7 +55,7 @@ def _make_converter():
         return int(value)
 
     def structure_float(value, _):
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool | np.bool_) or not isinstance(value, Real):
             raise _FieldError("a number", value)
         return float(value)
 
@@ -175,10 +178,13 @@ def _describe(t) -> str:
 
 
 def _jsonable(value):
+    """Tuples to lists and numpy scalars (which blocks accept) to Python numbers, recursively."""
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
     return value
 
 

@@ -333,17 +333,35 @@ def test_build_errors_name_the_block_path(blocks, error, message):
         build(Seq([B.Input(channels=1, spatial=(20, 20, 20)), *blocks]))
 
 
-def test_residual_with_unknown_lengths_is_checked_on_probe_sizes():
-    # pool then upsample keeps even lengths but not odd ones: rejected at build time
-    spec = Seq(
-        [
-            B.Input(channels=1, spatial=(None,)),
-            B.Residual(body=[B.Pool(size=2), B.Upsample(factor=2)]),
-        ]
-    )
-    with pytest.raises(ShapeError, match=r"for an input of spatial size \(97,\)"):
-        build(spec)
-    assert build(spec, spatial=(96,)).output_shape == (None, 1, 96)
+def test_pool_upsample_residuals_build_with_unknown_lengths_and_check_actual_sizes():
+    # pool then upsample keeps lengths divisible by 2 only: it builds with unknown lengths
+    # (probed at multiples of every small factor), and an actual odd size is refused by
+    # check_size, naming the block
+    spec = Seq([B.Input(channels=1, spatial=(None,)),
+                B.Residual(body=[B.Pool(size=2), B.Upsample(factor=2)])])  # fmt: skip
+    network = build(spec)
+    assert network.check_size((96,)) == (None, 1, 96)
+    with pytest.raises(
+        ShapeError,
+        match=r"^blocks\[1\] \(Residual\): the inputs of "
+        r"blocks\[1\]\.add disagree for an input of spatial size \(97,\)",
+    ):
+        network.check_size((97,))
+    with pytest.raises(
+        ShapeError,
+        match=r"^blocks\[1\]\.body: a body that keeps the spatial "
+        r"size of its input .* received spatial shapes \[\(97,\), \(96,\)\]",
+    ):
+        build(spec, spatial=(97,))
+    with pytest.raises(ShapeError, match=r"does not fit the Input block's \(None,\)"):
+        network.check_size((4, 4))
+    pooled = build(Seq([B.Input(channels=1, spatial=(None,)), B.Pool(size=4)]))
+    with pytest.raises(
+        ShapeError,
+        match=r"^blocks\[1\] \(Pool\): layer blocks\[1\]\.pool "
+        r"leaves no voxels",
+    ):
+        pooled.check_size((3,))
 
 
 def test_model_must_start_with_input():
