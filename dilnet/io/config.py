@@ -14,7 +14,6 @@ its path (``$.spec.blocks[2].dilations[1]: expected an int; received 'two'``).
 
 import types
 import typing
-
 from numbers import Real
 
 import attrs

@@ -14,6 +14,29 @@ __all__ = ["PatchSampler"]
 MAX_CENTRES = 20000
 
 
+def _arrays(values, where, name) -> list:
+    """A list of arrays from an array ``(N, ...)`` or a sequence of arrays."""
+    if isinstance(values, np.ndarray):
+        return list(values) if values.ndim else [values]
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        raise ConfigError(invalid(where, name, "an array (N, ...) or a list of arrays", values))
+    return [np.asarray(v) for v in values]
+
+
+def _probabilities(values, where) -> np.ndarray:
+    """`class_probs` as a 1-d float array of finite numbers >= 0."""
+    expected = "finite numbers >= 0, one per class"
+    try:
+        probs = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(invalid(where, "class_probs", expected, values)) from err
+    if probs.ndim != 1 or isinstance(values, str | bytes) or not np.isfinite(probs).all():
+        raise ConfigError(invalid(where, "class_probs", expected, values))
+    if (probs < 0).any():
+        raise ConfigError(invalid(where, "class_probs", expected, values))
+    return probs
+
+
 class PatchSampler:
     """Batches of patches ``(x (batch, C, *patch), y (batch, *patch))`` from labelled volumes.
 
@@ -56,9 +79,11 @@ class PatchSampler:
         steps_per_epoch=None,
     ):
         where = "PatchSampler"
-        self.volumes = [np.asarray(v) for v in volumes]
-        self.labels = [np.asarray(t) for t in labels]
-        if not self.volumes or len(self.volumes) != len(self.labels):
+        self.volumes = _arrays(volumes, where, "volumes")
+        self.labels = _arrays(labels, where, "labels")
+        if not self.volumes:
+            raise ConfigError(invalid(where, "volumes", "at least one volume", volumes))
+        if len(self.volumes) != len(self.labels):
             raise ShapeError(
                 invalid(
                     where,
@@ -69,21 +94,37 @@ class PatchSampler:
             )
         rank = self.volumes[0].ndim - 1
         for i, (v, t) in enumerate(zip(self.volumes, self.labels, strict=True)):
-            if v.ndim != rank + 1 or t.shape != v.shape[1:]:
+            if rank < 1 or v.ndim != rank + 1 or t.shape != v.shape[1:]:
                 raise ShapeError(
                     f"{where}: volume {i} has shape {v.shape} and labels {t.shape}; expected "
-                    f"(C, *spatial) with {rank} spatial axes and labels (*spatial)."
+                    f"(C, *spatial) with {max(rank, 1)} or more spatial axes, the same in every "
+                    "volume, and labels (*spatial)."
+                )
+            if not np.issubdtype(v.dtype, np.number) or np.issubdtype(v.dtype, np.complexfloating):
+                raise ConfigError(
+                    invalid(where, f"volumes[{i}].dtype", "a real number dtype", v.dtype)
                 )
             if not np.issubdtype(t.dtype, np.integer):
                 raise ConfigError(invalid(where, f"labels[{i}].dtype", "an integer dtype", t.dtype))
+        channels = [v.shape[0] for v in self.volumes]
+        if len(set(channels)) > 1:
+            raise ShapeError(
+                f"{where}: invalid value for `volumes`. Expected volumes (C, *spatial) with one "
+                f"channel count C; received volumes of shapes {[v.shape for v in self.volumes]}."
+            )
         self.rank = rank
+        given = patch_size
         if is_int(patch_size):
-            patch_size = (int(patch_size),) * rank
-        patch_size = tuple(patch_size)
+            patch_size = (patch_size,) * rank
+        try:
+            patch_size = tuple(patch_size)
+        except TypeError:  # not iterable
+            patch_size = (patch_size,)
         if len(patch_size) != rank or not all(is_int(p) and p > 0 for p in patch_size):
             raise ConfigError(
-                invalid(where, "patch_size", f"a positive int or {rank} of them", patch_size)
+                invalid(where, "patch_size", f"a positive int or {rank} of them", given)
             )
+        patch_size = tuple(int(p) for p in patch_size)
         for i, v in enumerate(self.volumes):
             if any(p > n for p, n in zip(patch_size, v.shape[1:], strict=True)):
                 raise ShapeError(
@@ -101,25 +142,42 @@ class PatchSampler:
         if strategy not in ("random", "balanced"):
             raise ConfigError(invalid(where, "strategy", "'random' or 'balanced'", strategy))
         self.strategy = strategy
-        self.ignore_label = ignore_label
-        self.rng = np.random.default_rng(seed)
+        if ignore_label is not None and not is_int(ignore_label):
+            raise ConfigError(invalid(where, "ignore_label", "an int or None", ignore_label))
+        self.ignore_label = None if ignore_label is None else int(ignore_label)
+        if steps_per_epoch is not None and not (is_int(steps_per_epoch) and steps_per_epoch > 0):
+            raise ConfigError(
+                invalid(where, "steps_per_epoch", "a positive int or None", steps_per_epoch)
+            )
+        if class_probs is not None:
+            if strategy != "balanced":
+                raise ConfigError(
+                    invalid(where, "class_probs", "None for strategy='random'", class_probs)
+                )
+            class_probs = _probabilities(class_probs, where)
+        try:
+            self.rng = np.random.default_rng(seed)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(invalid(where, "seed", "an int >= 0 or None", seed)) from err
         voxels = sum(int(np.prod(v.shape[1:])) for v in self.volumes)
-        self.steps_per_epoch = steps_per_epoch or max(
-            1, voxels // (int(np.prod(patch_size)) * self.batch_size)
+        self.steps_per_epoch = (
+            int(steps_per_epoch)
+            if steps_per_epoch is not None
+            else max(1, voxels // (int(np.prod(patch_size)) * self.batch_size))
         )
         if strategy == "balanced":
             self._centres = self._find_centres()
             classes = sorted(self._centres)
+            if not classes:
+                raise ConfigError(
+                    f"{where}: invalid value for `labels`. Expected at least one voxel with a "
+                    f"label other than ignore_label={self.ignore_label} (a class to centre "
+                    f"'balanced' patches on); received labels whose every voxel is "
+                    f"{self.ignore_label}."
+                )
             if class_probs is None:
                 probs = np.ones(len(classes))
             else:
-                class_probs = np.asarray(class_probs, dtype=float)
-                if class_probs.ndim != 1 or (class_probs < 0).any():
-                    raise ConfigError(
-                        invalid(
-                            where, "class_probs", "non-negative numbers, one per class", class_probs
-                        )
-                    )
                 probs = np.array([class_probs[c] if c < len(class_probs) else 0.0 for c in classes])
             if probs.sum() <= 0:
                 raise ConfigError(
@@ -127,10 +185,24 @@ class PatchSampler:
                         where,
                         "class_probs",
                         f"a positive probability for a class present in the labels {classes}",
-                        class_probs,
+                        class_probs.tolist(),
                     )
                 )
             self._classes, self._probs = classes, probs / probs.sum()
+
+    def check_labels(self, num_classes, ignore_label=None, where="PatchSampler"):
+        """Raise `ConfigError` naming ``labels[i]`` unless every value of every label map is a
+        class ``0..num_classes-1`` or `ignore_label`."""
+        for i, t in enumerate(self.labels):
+            valid = (t >= 0) & (t < num_classes)
+            if ignore_label is not None:
+                valid |= t == ignore_label
+            if not valid.all():
+                bad = np.unique(t[~valid])[:5].tolist()
+                allowed = f"values 0..{num_classes - 1}" + (
+                    f" or ignore_label={ignore_label}" if ignore_label is not None else ""
+                )
+                raise ConfigError(invalid(where, f"labels[{i}]", allowed, bad))
 
     def _find_centres(self):
         centres = {}

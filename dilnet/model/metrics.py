@@ -56,6 +56,12 @@ class Dice(Metric):
     name = "dice"
 
     def __init__(self, include_background=True):
+        if isinstance(include_background, np.bool_):
+            include_background = bool(include_background)
+        if not isinstance(include_background, bool):
+            raise ConfigError(
+                invalid("metrics.Dice", "include_background", "True or False", include_background)
+            )
         self.include_background = include_background
 
     def counts(self, probabilities, labels, ignore_label):

@@ -79,17 +79,38 @@ class Model:
     def __init__(self, spec, *, dtype="float32", mode=None, seed=None):
         if isinstance(spec, list | tuple):
             spec = Sequential(list(spec))
+        try:
+            dtype = np.dtype(dtype).name
+        except TypeError:
+            dtype = repr(dtype)
         if dtype not in _DTYPES:
             raise ConfigError(invalid("Model", "dtype", "'float32' or 'float64'", dtype))
+        if seed is not None and not (is_int(seed) and seed >= 0):
+            raise ConfigError(invalid("Model", "seed", "an int >= 0 or None", seed))
+        mode = DEFAULT_MODE if mode is None else mode
+        try:
+            pytensor.compile.mode.get_mode(mode)
+        except (ValueError, TypeError, KeyError) as err:
+            raise ConfigError(
+                invalid(
+                    "Model",
+                    "mode",
+                    "a PyTensor mode name (e.g. 'CVM', 'NUMBA', 'JAX', "
+                    "'FAST_COMPILE') or a pytensor Mode",
+                    mode,
+                )
+            ) from err
         self.spec = spec
         self.dtype = dtype
-        self.mode = DEFAULT_MODE if mode is None else mode
+        self.mode = mode
         with pytensor.config.change_flags(floatX=dtype), _seeded(seed):
             self.network = build(spec)
         self.rank = self.network.rank
         self._labels = pt.tensor("labels", dtype="int64", shape=(None,) * (self.rank + 1))
         self._functions = {}
         self._compiled = None
+        self._optimizer_state = []
+        self._sizes_checked = {}
         self.learning_rate = None
         self.history = None
         self.stop_training = False
@@ -125,27 +146,56 @@ class Model:
         class_weights : sequence of float, optional
             Cross-entropy class weights.
         """
-        self._optimizer = get_optimizer(optimizer, learning_rate, **optimizer_options)
-        self._loss = get_loss(loss, ignore_label=ignore_label, class_weights=class_weights)
+        # everything is checked before the model changes: a failed compile leaves it as it was
+        optimizer = get_optimizer(optimizer, learning_rate, **optimizer_options)
+        loss_fn = get_loss(loss, ignore_label=ignore_label, class_weights=class_weights)
+        if metrics is None:
+            metrics = ()
         if isinstance(metrics, str):
             metrics = [metrics]
-        self._metrics = [get_metric(m) for m in metrics]
-        probe = pt.tensor(dtype=self.dtype, shape=(None,) * (self.rank + 2))
-        self._metric_sizes = [
-            len(m.counts(probe, self._labels, ignore_label)) for m in self._metrics
-        ]
-        self.ignore_label = getattr(self._loss, "ignore_label", None)
-        if ignore_label is not None and self.ignore_label is None:
-            self.ignore_label = ignore_label
+        if not isinstance(metrics, list | tuple):
+            raise ConfigError(invalid("Model.compile", "metrics", "a list of metrics", metrics))
+        metrics = [get_metric(m) for m in metrics]
         self._check_softmax_output(loss)
-        lr = np.asarray(self._optimizer.learning_rate, dtype=self.dtype)
+        classes = self.network.output_shape[1]
+        weights = getattr(loss_fn, "class_weights", None)
+        if weights is not None and len(weights) != classes:
+            raise ShapeError(
+                invalid(
+                    "Model.compile", "class_weights", f"{classes} weights, one per class", weights
+                )
+            )
+        ignore = getattr(loss_fn, "ignore_label", None)
+        probe = pt.tensor(dtype=self.dtype, shape=(None,) * (self.rank + 2))
+        sizes = [len(m.counts(probe, self._labels, ignore)) for m in metrics]
+        self._optimizer, self._loss, self._metrics = optimizer, loss_fn, metrics
+        self._metric_sizes, self.ignore_label = sizes, ignore
+        lr = np.asarray(optimizer.learning_rate, dtype=self.dtype)
         if self.learning_rate is None:
             self.learning_rate = pytensor.shared(lr, name="learning_rate")
         else:
             self.learning_rate.set_value(lr)
         self._functions = {k: v for k, v in self._functions.items() if k == "predict"}
+        self._optimizer_state = []
         self._compiled = True
         return self
+
+    def _metric_names(self, prefix=""):
+        """The log names the metrics will produce (for checking callbacks before training)."""
+        from .metrics import Accuracy
+        from .metrics import Dice as DiceMetric
+
+        names = []
+        classes = self.network.output_shape[1]
+        for metric in self._metrics:
+            if isinstance(metric, DiceMetric):
+                first = 0 if metric.include_background else 1
+                names += [f"dice_{c}" for c in range(first, classes)] + ["dice"]
+            elif isinstance(metric, Accuracy):
+                names.append("accuracy")
+            else:
+                names.append(metric.name)
+        return [prefix + n for n in names]
 
     def _check_softmax_output(self, loss):
         layer = self.network.output_layer
@@ -188,6 +238,9 @@ class Model:
                     params = self.network.get_params(trainable=True)
                     lr = self.learning_rate
                     updates = self._optimizer.updates(loss, params, lr)
+                    known = set(self.params) | {lr}
+                    # accumulators of the rule, and the dropout streams: state to snapshot
+                    self._optimizer_state = [v for v in updates if v not in known]
                 fn = pytensor.function([x, y], [loss, *counts], updates=updates, mode=self.mode)
         fn.trust_input = False
         self._functions[kind] = fn
@@ -198,6 +251,8 @@ class Model:
     def _check_x(self, x, where, name="x"):
         x = np.asarray(x)
         expected = self.network.input_shape
+        if x.ndim >= 1 and x.shape[0] == 0:
+            raise ShapeError(invalid(where, f"{name}.shape", "at least one sample", x.shape))
         if (
             x.ndim != len(expected)
             or x.shape[1] != expected[1]
@@ -210,12 +265,23 @@ class Model:
             )
         if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
             raise ConfigError(invalid(where, f"{name}.dtype", "a real number dtype", x.dtype))
+        self._output_shape(x.shape[2:], where, name)
         return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def _output_shape(self, spatial, where, name="x"):
+        """The output shape for inputs of `spatial` lengths (checked once per size)."""
+        spatial = tuple(int(n) for n in spatial)
+        if spatial not in self._sizes_checked:
+            try:
+                self._sizes_checked[spatial] = self.network.check_size(spatial)
+            except ShapeError as err:
+                raise ShapeError(f"{where}: `{name}` of spatial shape {spatial}: {err}") from None
+        return self._sizes_checked[spatial]
 
     def _check_y(self, y, x, where, name="y"):
         y = np.asarray(y)
-        out = self.network.output_shapes(input_size=x.shape[2:], batch_size=x.shape[0])[-1]
-        expected = (out[0], *out[2:])
+        out = self._output_shape(x.shape[2:], where)
+        expected = (x.shape[0], *out[2:])
         if y.shape != expected:
             raise ShapeError(
                 invalid(
@@ -312,12 +378,24 @@ class Model:
         """
         where = "Model.fit"
         self._require_compiled("fit")
-        self._check_positive(where, "epochs", epochs)
+        if not (is_int(initial_epoch) and initial_epoch >= 0):
+            raise ConfigError(invalid(where, "initial_epoch", "an int >= 0", initial_epoch))
+        if not (is_int(epochs) and epochs > initial_epoch):
+            raise ConfigError(
+                invalid(
+                    where,
+                    "epochs",
+                    f"an int > initial_epoch={initial_epoch} (the index of "
+                    "the last epoch + 1, as in Keras)",
+                    epochs,
+                )
+            )
         if isinstance(x, PatchSampler):
             if y is not None:
                 raise ConfigError(invalid(where, "y", "None when x is a PatchSampler", "labels"))
+            if steps_per_epoch is not None:
+                self._check_positive(where, "steps_per_epoch", steps_per_epoch)
             steps = steps_per_epoch or x.steps_per_epoch
-            self._check_positive(where, "steps_per_epoch", steps)
             self._check_sampler(x, where)
 
             def batches(epoch_rng):
@@ -350,26 +428,53 @@ class Model:
 
         if validation_data is not None:
             validation_data = self._check_validation(validation_data, where)
+        if isinstance(callbacks, Callback) or not isinstance(callbacks, list | tuple):
+            raise ConfigError(invalid(where, "callbacks", "a list of Callback objects", callbacks))
         history = History()
         callbacks = [history, *callbacks]
+        keys = ["loss", *self._metric_names(), "lr"]
+        if validation_data is not None:
+            keys += ["val_loss", *self._metric_names("val_")]
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise ConfigError(invalid(where, "callbacks", "Callback objects", cb))
+            cb.check_logs(keys)
+        for cb in callbacks:
             cb.set_model(self)
         fn = self._function("train")
         rng = np.random.default_rng(seed)
         self.stop_training = False
         self.history = history
-        for cb in callbacks:
-            cb.on_train_begin()
+        try:
+            for cb in callbacks:
+                cb.on_train_begin()
+            self._epochs(
+                fn,
+                batches,
+                steps,
+                rng,
+                callbacks,
+                validation_data,
+                validation_batch_size or batch_size,
+                initial_epoch,
+                epochs,
+                verbose,
+            )
+        finally:
+            for cb in callbacks:
+                cb.on_train_end()
+        return history
+
+    def _epochs(self, fn, batches, steps, rng, callbacks, validation_data, validation_batch_size,
+                initial_epoch, epochs, verbose):  # fmt: skip
         step = 0
-        for epoch in range(initial_epoch, initial_epoch + epochs):
+        for epoch in range(initial_epoch, epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
             losses, weights, totals = [], [], None
             bar = tqdm(
                 total=steps,
-                desc=f"epoch {epoch + 1}/{initial_epoch + epochs}",
+                desc=f"epoch {epoch + 1}/{epochs}",
                 disable=not verbose,
                 leave=True,
                 dynamic_ncols=True,
@@ -395,10 +500,8 @@ class Model:
             logs = {"loss": float(np.average(losses, weights=weights))} if losses else {}
             if totals:
                 logs.update(self._metric_values(totals))
-            if validation_data is not None and not self.stop_training:
-                val = self._evaluate(
-                    *validation_data, batch_size=validation_batch_size or batch_size
-                )
+            if validation_data is not None:
+                val = self._evaluate(*validation_data, batch_size=validation_batch_size)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             logs["lr"] = self.get_learning_rate()
             if verbose:
@@ -409,11 +512,9 @@ class Model:
                 cb.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
-        for cb in callbacks:
-            cb.on_train_end()
-        return history
 
     def _check_sampler(self, sampler, where):
+        """A sampler's volumes, patch size and labels must fit the model (before compiling)."""
         expected = self.network.input_shape[1]
         if sampler.volumes[0].shape[0] != expected or sampler.rank != self.rank:
             raise ShapeError(
@@ -424,6 +525,20 @@ class Model:
                     f"volumes of shape {sampler.volumes[0].shape}",
                 )
             )
+        out = self._output_shape(sampler.patch_size, where, "x.patch_size")
+        if tuple(out[2:]) != tuple(sampler.patch_size):
+            raise ShapeError(
+                invalid(
+                    where,
+                    "x.patch_size",
+                    "a patch size the model predicts densely (its "
+                    f"output for {sampler.patch_size} is {tuple(out[2:])}, so labels of the "
+                    "patch size do not fit)",
+                    sampler.patch_size,
+                )
+            )
+        if hasattr(sampler, "check_labels"):
+            sampler.check_labels(self.network.output_shape[1], self.ignore_label, where)
 
     def _check_validation(self, data, where):
         if isinstance(data, PatchSampler):
@@ -496,12 +611,32 @@ class Model:
 
         set_all_param_values(self.network.output_layer, list(values))
 
+    def get_state(self):
+        """A snapshot of everything training changes: the parameters (batch-norm averages
+        included) and the optimizer's accumulators and dropout streams (`set_state`)."""
+        return {
+            "weights": self.get_weights(),
+            "optimizer": [(v, v.get_value()) for v in self._optimizer_state],
+        }
+
+    def set_state(self, state):
+        """Put back a `get_state` snapshot (optimizer state only if it is of the current
+        training function)."""
+        self.set_weights(state["weights"])
+        current = set(self._optimizer_state)
+        for variable, value in state.get("optimizer", []):
+            if variable in current:
+                variable.set_value(value)
+
     def weights_finite(self) -> bool:
         return all(np.isfinite(p.get_value(borrow=True)).all() for p in self.params)
 
     def summary(self, input_size=None, batch_size=1, print_fn=print):
-        """`Sequential.summary` of this model's spec."""
-        return self.spec.summary(input_size=input_size, batch_size=batch_size, print_fn=print_fn)
+        """`Sequential.summary` of this model's spec, in the model's dtype."""
+        with pytensor.config.change_flags(floatX=self.dtype):
+            return self.spec.summary(
+                input_size=input_size, batch_size=batch_size, print_fn=print_fn
+            )
 
     def _arrays(self):
         return {p.name: p.get_value() for p in self.params}
@@ -517,17 +652,21 @@ class Model:
         return save_checkpoint(
             os.fspath(path),
             self._arrays(),
-            metadata={"kind": "weights", "spec": self.spec.to_config()},
+            metadata={"kind": "weights", "spec": self.spec.to_config(), "dtype": self.dtype},
         )
 
-    def load_weights(self, path):
+    def load_weights(self, path, *, cast=False):
         """Read weights written by `save_weights` or `save`. The file's checksums, names,
-        shapes and dtypes are all verified before any parameter changes."""
+        shapes and dtypes are all verified before any parameter changes; with ``cast=True``
+        float weights of another precision (a float64 checkpoint into a float32 model) are
+        converted."""
         from ..io.weights import read_checkpoint, verify_against
 
+        if not isinstance(cast, bool):
+            raise ConfigError(invalid("Model.load_weights", "cast", "True or False", cast))
         arrays, manifest = read_checkpoint(os.fspath(path))
-        verify_against(manifest, self._expected(), where=os.fspath(path))
-        self.set_weights([arrays[p.name] for p in self.params])
+        verify_against(manifest, self._expected(), where=os.fspath(path), cast=cast)
+        self.set_weights([arrays[p.name].astype(p.dtype, copy=False) for p in self.params])
         return manifest
 
     def save(self, path):
@@ -539,8 +678,8 @@ class Model:
 
 
 def load_model(path, *, mode=None) -> Model:
-    """A `Model` from a file written by `Model.save` (spec from the file's config; weights
-    verified before use)."""
+    """A `Model` from a file written by `Model.save` or `Model.save_weights` (spec and dtype
+    from the file's manifest; weights verified before use)."""
     from ..io.config import from_config
     from ..io.weights import read_checkpoint
 
@@ -548,9 +687,13 @@ def load_model(path, *, mode=None) -> Model:
     metadata = manifest.get("metadata", {})
     if "spec" not in metadata:
         raise ConfigError(
-            f"load_model: {os.fspath(path)} holds no model config (it was "
-            "written by save_weights; build the Model and use load_weights)."
+            f"load_model: {os.fspath(path)} holds weights but no model config (it was not "
+            "written by Model.save or Model.save_weights); build the Model from its spec and "
+            "use load_weights."
         )
-    model = Model(from_config(metadata["spec"]), dtype=metadata.get("dtype", "float32"), mode=mode)
+    dtype = metadata.get("dtype") or next(
+        (np.dtype(p["dtype"]).name for p in manifest["params"]), "float32"
+    )
+    model = Model(from_config(metadata["spec"]), dtype=dtype, mode=mode)
     model.load_weights(path)
     return model

@@ -4,6 +4,8 @@ The learning rate lives in a shared variable (`Model.learning_rate`) so schedule
 between steps without recompiling."""
 
 import inspect
+import math
+from numbers import Real
 
 import attrs
 
@@ -28,17 +30,74 @@ _RULES = {
 OPTIMIZERS = tuple(_RULES)
 
 
+def _rule_options(name) -> list:
+    """The keyword arguments of rule `name` other than the loss, the params and the rate."""
+    skip = ("loss_or_grads", "params", "learning_rate")
+    return [p for p in inspect.signature(_RULES[name][0]).parameters if p not in skip]
+
+
+def _check_name(name, where, label):
+    if not (isinstance(name, str) and name in _RULES):
+        raise ConfigError(
+            invalid(
+                where,
+                label,
+                f"one of {', '.join(map(repr, OPTIMIZERS))}"
+                f"{' or an Optimizer' if label == 'optimizer' else ''}{suggest(name, OPTIMIZERS)}",
+                name,
+            )
+        )
+
+
+def _check_options(name, options, where) -> dict:
+    allowed = _rule_options(name)
+    for key in options:
+        if key not in allowed:
+            raise ConfigError(
+                invalid(
+                    where,
+                    key,
+                    f"an option of {name!r}: {', '.join(allowed) or 'none'}{suggest(key, allowed)}",
+                    options[key],
+                )
+            )
+    return dict(options)
+
+
+def _check_learning_rate(value, where) -> float:
+    # numbers.Real admits numpy scalars (np.float32(0.01)); bool is an int but no rate
+    if not (isinstance(value, Real) and not isinstance(value, bool)) or not (
+        math.isfinite(value) and value >= 0
+    ):
+        raise ConfigError(invalid(where, "learning_rate", "a finite number >= 0", value))
+    return float(value)
+
+
 @attrs.frozen
 class Optimizer:
     """An update rule of `dilnet.updates` with its hyper-parameters.
 
-    ``Optimizer("adam", learning_rate=1e-3, beta1=0.9)``; the other keyword arguments are the
-    rule's own (``momentum=`` for 'momentum' and 'nesterov', ``rho=`` for 'rmsprop', …).
+    ``Optimizer("adam", 1e-3, {"beta1": 0.9})``: the rule's name (one of `OPTIMIZERS`), the
+    learning rate (None: the rule's default) and the rule's own keyword arguments
+    (``{"momentum": 0.9}`` for 'momentum' and 'nesterov', ``{"rho": 0.9}`` for 'rmsprop', …).
+    All three are checked when the object is made.
     """
 
     name: str
-    learning_rate: float
+    learning_rate: float | None = None
     options: dict = attrs.field(factory=dict, eq=False)
+
+    def __attrs_post_init__(self):
+        where = "Optimizer"
+        _check_name(self.name, where, "name")
+        if not isinstance(self.options, dict):
+            raise ConfigError(
+                invalid(where, "options", "a dict of the rule's keyword arguments", self.options)
+            )
+        rate = _RULES[self.name][1] if self.learning_rate is None else self.learning_rate
+        # frozen: the checked values replace the given ones once, here
+        object.__setattr__(self, "learning_rate", _check_learning_rate(rate, where))
+        object.__setattr__(self, "options", _check_options(self.name, self.options, where))
 
     def updates(self, loss, params, learning_rate):
         rule = _RULES[self.name][0]
@@ -46,47 +105,20 @@ class Optimizer:
 
 
 def get_optimizer(optimizer, learning_rate=None, **options) -> Optimizer:
-    """An `Optimizer` from a name (with its options) or an `Optimizer`."""
+    """An `Optimizer` from a name (with its learning rate and options) or an `Optimizer`."""
     where = "Model.compile"
     if isinstance(optimizer, Optimizer):
         if learning_rate is not None or options:
+            name, value = (
+                ("learning_rate", learning_rate)
+                if learning_rate is not None
+                else next(iter(options.items()))
+            )
             raise ConfigError(
-                invalid(
-                    where,
-                    "learning_rate",
-                    "None when optimizer is an Optimizer object",
-                    learning_rate,
-                )
+                invalid(where, name, "None when optimizer is an Optimizer object", value)
             )
         return optimizer
-    if not (isinstance(optimizer, str) and optimizer in _RULES):
-        raise ConfigError(
-            invalid(
-                where,
-                "optimizer",
-                f"one of {', '.join(map(repr, OPTIMIZERS))} or an "
-                f"Optimizer{suggest(optimizer, OPTIMIZERS)}",
-                optimizer,
-            )
-        )
-    rule, default_lr = _RULES[optimizer]
-    allowed = [
-        p
-        for p in inspect.signature(rule).parameters
-        if p not in ("loss_or_grads", "params", "learning_rate")
-    ]
-    for key in options:
-        if key not in allowed:
-            raise ConfigError(
-                invalid(
-                    where,
-                    key,
-                    f"an option of {optimizer!r}: {', '.join(allowed) or 'none'}"
-                    f"{suggest(key, allowed)}",
-                    options[key],
-                )
-            )
-    lr = default_lr if learning_rate is None else learning_rate
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr >= 0:
-        raise ConfigError(invalid(where, "learning_rate", "a number >= 0", learning_rate))
-    return Optimizer(optimizer, float(lr), dict(options))
+    _check_name(optimizer, where, "optimizer")
+    options = _check_options(optimizer, options, where)
+    rate = _RULES[optimizer][1] if learning_rate is None else learning_rate
+    return Optimizer(optimizer, _check_learning_rate(rate, where), options)

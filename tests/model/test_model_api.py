@@ -55,7 +55,7 @@ def data(seed=0, n=4, size=6):
         (lambda m, x, y: m.fit(x, y + 1), ConfigError,
          r"Model.fit: invalid value for `y values`. Expected 0..1; received y values=\[2\]"),
         (lambda m, x, y: m.fit(x, y.astype(float)), ConfigError, r"`y.dtype`. Expected an integer"),
-        (lambda m, x, y: m.fit(x, y, epochs=0), ConfigError, r"`epochs`. Expected a positive int"),
+        (lambda m, x, y: m.fit(x, y, epochs=0), ConfigError, r"`epochs`. Expected an int > initial_epoch=0"),
         (lambda m, x, y: m.fit(x, y, batch_size=1.5), ConfigError, r"`batch_size`"),
         (lambda m, x, y: m.fit(x, y, validation_data=(x, y[:1])), ShapeError,
          r"`validation_data\[1\].shape`"),
@@ -107,7 +107,7 @@ def test_model_checkpoint_best_and_last(tmp_path):
     best = ModelCheckpoint(tmp_path / "best.npz", monitor="val_accuracy", save_best_only=True)
     last = ModelCheckpoint(tmp_path / "epoch{epoch}.npz")
     history = m.fit(x, y, epochs=4, validation_data=(x, y), callbacks=[best, last], verbose=0)
-    assert last.saved == [str(tmp_path / f"epoch{e}.npz") for e in range(4)]
+    assert last.saved == [str(tmp_path / f"epoch{e}.npz") for e in range(1, 5)]
     accuracies = history.history["val_accuracy"]
     improving = [e for e in range(4) if accuracies[e] > max(accuracies[:e], default=-1)]
     assert len(best.saved) == len(improving)
@@ -115,7 +115,7 @@ def test_model_checkpoint_best_and_last(tmp_path):
     best_epoch = improving[-1]
     a, b = model(), model()
     a.load_weights(tmp_path / "best.npz")
-    b.load_weights(tmp_path / f"epoch{best_epoch}.npz")
+    b.load_weights(tmp_path / f"epoch{best_epoch + 1}.npz")
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
 
@@ -126,7 +126,7 @@ def test_early_stopping_stops_after_patience_and_restores_best():
     m.set_learning_rate(0.0)  # nothing improves after the first epoch
     stop = EarlyStopping(monitor="loss", patience=2, min_delta=1e-6, restore_best_weights=True)
     history = m.fit(x, y, epochs=10, callbacks=[stop], verbose=0)
-    assert history.epoch == [0, 1, 2, 3] and stop.stopped_epoch == 3
+    assert history.epoch == [0, 1, 2] and stop.stopped_epoch == 2
 
 
 def test_csv_logger_writes_one_row_per_epoch(tmp_path):
