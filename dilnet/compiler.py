@@ -253,6 +253,40 @@ class Network:
                     )
         return shapes[self.output_layer]
 
+    def peak_activation_bytes(self, input_size=None, batch_size=1, itemsize=None):
+        """Bytes of the layer outputs alive at once during one forward pass, at its worst step,
+        or None when a length is unknown.
+
+        Inference frees each output once its last consumer has run (PyTensor's VM does), so
+        at layer ``i`` the live outputs are the input, those still needed by a later layer
+        (residual and parallel branches) and layer ``i``'s own. Add to that the largest
+        convolution input once more: the kernels pad a copy of it.
+        """
+        import pytensor
+
+        if itemsize is None:
+            itemsize = 4 if pytensor.config.floatX == "float32" else 8
+        shapes = self.output_shapes(input_size, batch_size)
+        if any(s is None for shape in shapes for s in shape):
+            return None
+        layers = [info.layer for info in self.layers]
+        index = {layer: i for i, layer in enumerate(layers)}
+        sizes = [math.prod(shape) * itemsize for shape in shapes]
+        last = list(range(len(layers)))
+        for i, layer in enumerate(layers):
+            if isinstance(layer, InputLayer):
+                continue
+            inputs = layer.input_layers if isinstance(layer, MergeLayer) else [layer.input_layer]
+            for inp in inputs:
+                last[index[inp]] = max(last[index[inp]], i)
+        last[index[self.output_layer]] = len(layers)
+        peak = max(sum(sizes[j] for j in range(i + 1) if last[j] >= i) for i in range(len(layers)))
+        padded = max(
+            (sizes[index[layer.input_layer]] for layer in layers if isinstance(layer, ConvLayer)),
+            default=0,
+        )
+        return peak + padded
+
     def layer(self, name) -> Layer:
         """The layer named `name` (``'blocks[2].conv1'``)."""
         for info in self.layers:

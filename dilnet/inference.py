@@ -356,13 +356,11 @@ def _axis_tiles(length, tile, before, after):
 
 
 def _estimate(network, tile, crop, batch_size, itemsize):
-    channels_in, channels_out = network.input_shape[1], network.output_shape[1]
-    layers = network.activation_bytes(crop, batch_size, itemsize=itemsize)
-    return (
-        layers
-        + batch_size * channels_in * math.prod(crop) * itemsize
-        + batch_size * channels_out * math.prod(tile) * itemsize
-    )
+    # the outputs alive at once in a forward pass of the crop (its input included), plus the
+    # tile cut out of the prediction
+    channels_out = network.output_shape[1]
+    layers = network.peak_activation_bytes(crop, batch_size, itemsize=itemsize)
+    return layers + batch_size * channels_out * math.prod(tile) * itemsize
 
 
 def _largest_crop(tile, spatial, halo):
@@ -502,7 +500,17 @@ def _tile_for_limit(network, spatial, halo, limit, batch_size, itemsize, given, 
             low = mid
         else:
             high = mid - 1
-    return _cube(low, spatial, halo)
+    return _balanced(_cube(low, spatial, halo), spatial, halo)
+
+
+def _balanced(tile, spatial, halo):
+    """The same number of tiles per axis, made as even as the period allows: a 256 axis with
+    tiles of 200 becomes two tiles of 128, not 200 + 56 (smaller crops, same count)."""
+    out = []
+    for t, n, p in zip(tile, spatial, halo.period, strict=True):
+        count = -(-n // t)
+        out.append(min(t, _round_up(-(-n // count), p)))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -330,7 +330,13 @@ def test_plan_covers_every_voxel_once_with_crops_holding_the_halo(name, spatial,
     assert (count == 1).all()
 
 
-def test_memory_limit_chooses_the_largest_tile_whose_estimate_fits():
+def _fewer_tiles(length, tile, period=1):
+    """The tile length that makes one tile fewer along an axis of `length`."""
+    count = math.ceil(length / tile)
+    return None if count == 1 else math.ceil(math.ceil(length / (count - 1)) / period) * period
+
+
+def test_memory_limit_chooses_the_fewest_even_tiles_whose_estimate_fits():
     m = model("dilated3d")
     net = m.network
     spatial = (40, 40, 40)
@@ -339,20 +345,22 @@ def test_memory_limit_chooses_the_largest_tile_whose_estimate_fits():
     assert plan.estimate <= plan.memory_limit
     side = plan.tile[0]
     assert plan.tile == (side,) * 3 and 1 <= side < 40
-    bigger = plan_tiles(m, spatial, tile=side + 1, batch_size=2)
-    assert bigger.estimate > plan.memory_limit
-    # the estimate: all layer outputs of the largest crop, plus input crops and output tiles
+    # one tile fewer per axis does not fit; the tiles are as even as they can be
+    fewer = _fewer_tiles(40, side)
+    assert plan_tiles(m, spatial, tile=fewer, batch_size=2).estimate > plan.memory_limit
+    count = -(-40 // side)
+    assert side == -(-40 // count)
+    # the estimate: the outputs alive at once for the largest crop, plus the output tiles
     crop = (min(40, side + 16),) * 3
-    assert plan.estimate == (
-        net.activation_bytes(crop, 2) + 2 * 8 * (2 * math.prod(crop) + 3 * side**3)
-    )
+    assert plan.estimate == net.peak_activation_bytes(crop, 2) + 2 * 8 * 3 * side**3
 
 
 def test_memory_limit_with_a_period_and_a_short_axis():
     m = model("pool4")
     plan = plan_tiles(m, (400, 8), memory_limit=100_000)
     assert plan.tile[1] == 8 and plan.tile[0] % 4 == 0 and 8 < plan.tile[0] < 400
-    assert plan.estimate <= 100_000 < plan_tiles(m, (400, 8), tile=plan.tile[0] + 4).estimate
+    fewer = _fewer_tiles(400, plan.tile[0], period=4)
+    assert plan.estimate <= 100_000 < plan_tiles(m, (400, 8), tile=(fewer, 8)).estimate
     assert plan.tiles[-1].stop[0] == 400
 
 

@@ -396,3 +396,19 @@ def test_merged_fields_after_unknown_strided_padding_match_the_sized_build():
     ])  # fmt: skip
     assert build(spec).receptive_field == (ReceptiveField(7, 2, None),)
     assert build(spec, spatial=(16,)).receptive_field == (ReceptiveField(7, 2, -2),)
+
+
+def test_peak_activation_bytes_follows_liveness():
+    # (1, 1, 4) -> conv to 2 channels -> conv to 3: live outputs 4, 4 + 8, 8 + 12 elements;
+    # peak 20, plus the largest convolution input (8 elements, padded by the kernel): 28 * 8 B
+    chain = build(Seq([B.Input(channels=1, spatial=(4,)), B.Conv(filters=2, activation="linear"),
+                       B.Conv(filters=3, activation="linear")]))  # fmt: skip
+    assert chain.peak_activation_bytes(batch_size=1, itemsize=8) == 28 * 8
+    assert chain.activation_bytes(batch_size=1, itemsize=8) == 20 * 8  # all outputs, no input
+    # a residual keeps its input alive across the body: at the second conv the input, the
+    # first conv's output and the second's are live (12 elements), plus a padded input (4)
+    residual = build(Seq([B.Input(channels=1, spatial=(4,)),
+                          B.Residual(body=[B.Conv(filters=1, activation="linear"),
+                                           B.Conv(filters=1, activation="linear")])]))  # fmt: skip
+    assert residual.peak_activation_bytes(batch_size=1, itemsize=8) == 16 * 8
+    assert build(Seq([B.Input(channels=1), B.Conv(filters=1)])).peak_activation_bytes() is None
