@@ -106,6 +106,54 @@ def train(
     return record
 
 
+#: the baseline each card compares with, at equal depth and parameter count
+BASELINES = {"context3d-basic": "plain3d"}
+_START, _END = "<!-- measured:", "<!-- end measured -->"
+
+
+def _row(record):
+    d = record["metrics"]["dice_held_out"]
+    return (
+        f"| {record['name']} | {record['receptive_field']}³ | {record['parameters']:,} | "
+        f"{d['csf']:.3f} | {d['grey matter']:.3f} | {d['white matter']:.3f} | "
+        f"{record['metrics']['mean_dice_csf_gm_wm']:.3f} |"
+    )
+
+
+def write_card(name, directory=None):
+    """Rewrite the measured section of `name`'s card from ``<directory>/<name>.json`` (and its
+    baseline's record, when there is one)."""
+    directory = Path(directory) if directory is not None else HERE / "weights"
+    record = json.loads((directory / f"{name}.json").read_text())
+    rows = [_row(record)]
+    baseline = BASELINES.get(name)
+    if baseline and (directory / f"{baseline}.json").is_file():
+        rows.append(_row(json.loads((directory / f"{baseline}.json").read_text())))
+    settings = record["settings"]
+    section = "\n".join(
+        [
+            f"{_START} written by `{record['command']} --card` -->",
+            f"Trained by `{record['command']}` (dilnet {record['dilnet_version']}) on "
+            f"{record['data']}: {settings['steps']} steps of {settings['batch_size']} "
+            f"class-balanced {'x'.join(map(str, settings['patch']))} patches, "
+            f"{settings['optimizer']} from {settings['learning_rate']}, loss "
+            f"{settings['loss']}, seed {settings['seed']}; "
+            f"{record['metrics']['train_seconds'] / 60:.1f} min on the CPU.",
+            "",
+            "Dice on the held-out right hemisphere (predicted whole with `predict_volume`):",
+            "",
+            "| network | receptive field | parameters | CSF | grey matter | white matter | mean |",
+            "|---|---|---|---|---|---|---|",
+            *rows,
+            _END,
+        ]
+    )
+    path = HERE / "cards" / f"{name}.md"
+    text = path.read_text()
+    start, end = text.index(_START), text.index(_END) + len(_END)
+    path.write_text(text[:start] + section + text[end:])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=dilnet_zoo.list_models())
@@ -114,6 +162,7 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="directory for <name>.npz / .json (default: the package)")
+    parser.add_argument("--card", action="store_true", help="rewrite the card's measured part")
     args = parser.parse_args(argv)
     train(
         args.name,
@@ -123,6 +172,8 @@ def main(argv=None):
         seed=args.seed,
         out=args.out,
     )
+    if args.card:
+        write_card(args.name, args.out)
 
 
 if __name__ == "__main__":
