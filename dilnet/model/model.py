@@ -669,12 +669,23 @@ class Model:
         self.set_weights([arrays[p.name].astype(p.dtype, copy=False) for p in self.params])
         return manifest
 
-    def save(self, path):
-        """Write the whole model: its spec config, dtype and weights, in one file."""
+    def save(self, path, metadata=None):
+        """Write the whole model: its spec config, dtype and weights, in one file; `metadata`
+        (a JSON-able dict, e.g. how it was trained and what it scored) goes into the manifest
+        too."""
         from ..io.weights import save_checkpoint
 
-        metadata = {"kind": "model", "spec": self.spec.to_config(), "dtype": self.dtype}
-        return save_checkpoint(os.fspath(path), self._arrays(), metadata=metadata)
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ConfigError(invalid("Model.save", "metadata", "a dict or None", metadata))
+        base = {"kind": "model", "spec": self.spec.to_config(), "dtype": self.dtype}
+        clash = sorted(set(base) & set(metadata or {}))
+        if clash:
+            raise ConfigError(
+                invalid("Model.save", "metadata", f"no keys named {', '.join(base)}", clash)
+            )
+        return save_checkpoint(
+            os.fspath(path), self._arrays(), metadata={**base, **(metadata or {})}
+        )
 
 
 def load_model(path, *, mode=None) -> Model:

@@ -100,7 +100,7 @@ def train(
     }
     out = Path(out) if out is not None else HERE / "weights"
     out.mkdir(parents=True, exist_ok=True)
-    model.save(out / f"{name}.npz")
+    model.save(out / f"{name}.npz", metadata={"training": record})
     (out / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
     log(json.dumps(metrics, indent=1))
     return record

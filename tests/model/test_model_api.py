@@ -259,3 +259,12 @@ def test_progress_bar_shows_live_loss_and_metrics(capsys):
     err = capsys.readouterr().err + capsys.readouterr().out
     assert "epoch 1/1" in err and "loss=" in err and "accuracy=" in err
     assert f"accuracy={history.history['accuracy'][0]:.4g}" in err
+
+
+def test_save_puts_metadata_in_the_manifest(tmp_path):
+    m = model()
+    manifest = m.save(tmp_path / "m.npz", metadata={"training": {"steps": 3}})
+    assert manifest["metadata"]["training"] == {"steps": 3}
+    assert manifest["metadata"]["kind"] == "model"
+    with pytest.raises(ConfigError, match=r"Model.save: invalid value for `metadata`"):
+        m.save(tmp_path / "n.npz", metadata={"spec": 1})
