@@ -60,6 +60,10 @@ class PatchSampler:
         Never chosen as a centre class.
     seed : int, optional
         Seeds the sampler's own generator.
+    augment : callable, optional
+        ``augment(x, y, rng) -> (x, y)`` applied to each patch (``x`` of shape ``(C, *patch)``,
+        ``y`` of ``patch``, copies) with the sampler's generator, so augmented runs are
+        reproducible too; it must keep the shapes.
     steps_per_epoch : int, optional
         What `Model.fit` uses for an epoch when not given (default: enough patches to cover
         the voxels once, at least 1).
@@ -77,8 +81,14 @@ class PatchSampler:
         ignore_label=None,
         seed=None,
         steps_per_epoch=None,
+        augment=None,
     ):
         where = "PatchSampler"
+        if augment is not None and not callable(augment):
+            raise ConfigError(
+                invalid(where, "augment", "a callable (x, y, rng) -> (x, y)", augment)
+            )
+        self.augment = augment
         self.volumes = _arrays(volumes, where, "volumes")
         self.labels = _arrays(labels, where, "labels")
         if not self.volumes:
@@ -244,8 +254,16 @@ class PatchSampler:
                 shape = self.volumes[i].shape[1:]
                 corner = self._corner(shape, np.unravel_index(flat, shape))
             window = tuple(slice(c, c + p) for c, p in zip(corner, self.patch_size, strict=True))
-            xs.append(self.volumes[i][(slice(None), *window)])
-            ys.append(self.labels[i][window])
+            x, y = self.volumes[i][(slice(None), *window)], self.labels[i][window]
+            if self.augment is not None:
+                x, y = self.augment(np.array(x), np.array(y), self.rng)
+                if x.shape[1:] != self.patch_size or y.shape != self.patch_size:
+                    raise ShapeError(
+                        f"PatchSampler: augment returned shapes {x.shape} and {y.shape}; "
+                        f"expected (C, *{self.patch_size}) and {self.patch_size}."
+                    )
+            xs.append(x)
+            ys.append(y)
         return np.stack(xs), np.stack(ys)
 
     def __iter__(self):

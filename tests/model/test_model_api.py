@@ -268,3 +268,23 @@ def test_save_puts_metadata_in_the_manifest(tmp_path):
     assert manifest["metadata"]["kind"] == "model"
     with pytest.raises(ConfigError, match=r"Model.save: invalid value for `metadata`"):
         m.save(tmp_path / "n.npz", metadata={"spec": 1})
+
+
+def test_patch_sampler_augment_is_applied_reproducibly_and_checked():
+    volume = np.arange(2 * 8 * 8, dtype=float).reshape(2, 8, 8)
+    labels = np.zeros((8, 8), dtype=int)
+
+    def negate(x, y, rng):
+        return -x + rng.uniform(0, 1e-3), y
+
+    # one patch per batch: augment draws from the sampler's generator after the position
+    a = PatchSampler([volume], [labels], 4, batch_size=1, seed=3, augment=negate).sample()[0]
+    b = PatchSampler([volume], [labels], 4, batch_size=1, seed=3, augment=negate).sample()[0]
+    plain = PatchSampler([volume], [labels], 4, batch_size=1, seed=3).sample()[0]
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, -plain, atol=1e-3)
+    assert not np.array_equal(a, -plain)
+    with pytest.raises(ShapeError, match=r"augment returned shapes"):
+        PatchSampler([volume], [labels], 4, augment=lambda x, y, rng: (x[:, :2], y)).sample()
+    with pytest.raises(ConfigError, match=r"`augment`. Expected a callable"):
+        PatchSampler([volume], [labels], 4, augment=3)
