@@ -11,11 +11,11 @@ TORCH  ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]' $(TORCH)
+	$(PY) -m pip install --quiet -e '.[test,viz]' $(TORCH)
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m dilnet.demo
+	$(PY) -m dilnet_zoo.demo
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check dilnet dilnet_zoo tests bench
