@@ -37,16 +37,19 @@ def dice_per_class(prediction, labels, classes=4):
 
 
 def augment(x, y, rng):
-    """Intensity scale and shift, noise, and a sub-voxel shift per axis (the patch blended with
-    itself moved by one voxel): the 2 mm grid cuts the two hemispheres differently, so the
-    held-out one looks like a resampled copy of the training one. Labels stay as they are."""
+    """Intensity scale and shift, noise, a sub-voxel shift per axis (the patch blended with
+    itself moved by one voxel: the 2 mm grid cuts the two hemispheres differently), and a
+    left-right flip half of the time (the held-out hemisphere is a mirror image: without it,
+    a large receptive field learns one-sided context). Labels follow the flip."""
     x = x * rng.uniform(0.9, 1.1) + rng.uniform(-0.05, 0.05)
     for axis in range(1, x.ndim):
         weight = rng.uniform(0.0, 0.5)
         index = np.clip(np.arange(x.shape[axis]) + rng.choice((-1, 1)), 0, x.shape[axis] - 1)
         x = (1 - weight) * x + weight * np.take(x, index, axis=axis)
     x = x + rng.normal(0.0, 0.02, x.shape)
-    return x.astype(np.float32), y
+    if rng.random() < 0.5:  # left-right: the brain is nearly symmetric, and so is its context
+        x, y = x[:, ::-1], y[::-1]
+    return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
 
 
 def train(
@@ -107,7 +110,9 @@ def train(
             "loss": "crossentropy+dice",
             "optimizer": "adam, cosine decay",
             "sampler": "balanced",
-            "augment": "intensity, noise, sub-voxel shifts" if use_augment else "none",
+            "augment": "intensity, noise, sub-voxel shifts, left-right flips"
+            if use_augment
+            else "none",
         },
         "parameters": model.network.count_params(trainable=True),
         "receptive_field": model.network.receptive_field[0].size,
