@@ -137,7 +137,8 @@ def _row(record):
     return (
         f"| {record['name']} | {record['receptive_field']}³ | {record['parameters']:,} | "
         f"{d['csf']:.3f} | {d['grey matter']:.3f} | {d['white matter']:.3f} | "
-        f"{record['metrics']['mean_dice_csf_gm_wm']:.3f} |"
+        f"{record['metrics']['mean_dice_csf_gm_wm']:.3f} | "
+        f"{record['settings'].get('augment', 'none')} |"
     )
 
 
@@ -163,8 +164,9 @@ def write_card(name, directory=None):
             "",
             "Dice on the held-out right hemisphere (predicted whole with `predict_volume`):",
             "",
-            "| network | receptive field | parameters | CSF | grey matter | white matter | mean |",
-            "|---|---|---|---|---|---|---|",
+            "| network | receptive field | parameters | CSF | grey matter | white matter | mean "
+            "| augmentation |",
+            "|---|---|---|---|---|---|---|---|",
             *rows,
             _END,
         ]
