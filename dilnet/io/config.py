@@ -242,16 +242,11 @@ def _report(problems):
 
 def _problems(err, path):
     """(path: message) lines for every leaf error under a cattrs exception group."""
-    if isinstance(err, ClassValidationError):
+    if isinstance(err, ClassValidationError | IterableValidationError):
         with_notes, others = err.group_exceptions()
         for sub, note in with_notes:
-            yield from _problems(sub, f"{path}.{note.name}")
-        for sub in others:
-            yield from _problems(sub, path)
-    elif isinstance(err, IterableValidationError):
-        with_notes, others = err.group_exceptions()
-        for sub, note in with_notes:
-            yield from _problems(sub, f"{path}[{note.index}]")
+            step = f".{note.name}" if isinstance(err, ClassValidationError) else f"[{note.index}]"
+            yield from _problems(sub, path + step)
         for sub in others:
             yield from _problems(sub, path)
     elif isinstance(err, ForbiddenExtraKeysError):

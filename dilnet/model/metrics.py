@@ -25,6 +25,10 @@ class Metric:
     def result(self, sums) -> dict:
         raise NotImplementedError
 
+    def names(self, num_classes) -> list:
+        """The keys `result` returns, for a model with `num_classes` outputs."""
+        return [self.name]
+
 
 def _labelled(labels, ignore_label):
     return (
@@ -77,6 +81,10 @@ class Dice(Metric):
             pt.sum(p, axis=axes, dtype="int64"),
             pt.sum(t, axis=axes, dtype="int64"),
         ]
+
+    def names(self, num_classes):
+        first = 0 if self.include_background else 1
+        return [f"dice_{c}" for c in range(first, num_classes)] + [self.name]
 
     def result(self, sums):
         overlap, pred, true = (np.asarray(s, dtype=np.float64) for s in sums)

@@ -182,20 +182,8 @@ class Model:
 
     def _metric_names(self, prefix=""):
         """The log names the metrics will produce (for checking callbacks before training)."""
-        from .metrics import Accuracy
-        from .metrics import Dice as DiceMetric
-
-        names = []
         classes = self.network.output_shape[1]
-        for metric in self._metrics:
-            if isinstance(metric, DiceMetric):
-                first = 0 if metric.include_background else 1
-                names += [f"dice_{c}" for c in range(first, classes)] + ["dice"]
-            elif isinstance(metric, Accuracy):
-                names.append("accuracy")
-            else:
-                names.append(metric.name)
-        return [prefix + n for n in names]
+        return [prefix + n for metric in self._metrics for n in metric.names(classes)]
 
     def _check_softmax_output(self, loss):
         layer = self.network.output_layer
