@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 # CUDA download. Set TORCH= to leave torch out (dilnet then uses its own numpy/BLAS kernels).
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs figures clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,16 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check dilnet dilnet_zoo tests bench
 	$(PY) -m ruff format --check dilnet dilnet_zoo tests bench
 
+# the docs site in site/ (open site/index.html); --strict: a broken link or reference fails
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# redraw the docs' figures (committed SVGs) from the code and from bench/results
+figures: $(VENV)/.installed
+	for f in docs/figures/make_*.py; do $(PY) $$f || exit 1; done
+
 bench: $(VENV)/.installed
 	$(PY) bench/conv.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis site

@@ -7,7 +7,15 @@ Messages follow one template: where, what was expected, what was received::
     dilated_conv: invalid value for `dilation`. Expected positive integers; received dilation=(1, 0, 4).
 """
 
-__all__ = ["BackendError", "ConfigError", "DilnetError", "ShapeError", "SpecError", "WeightsError"]
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "DilnetError",
+    "ShapeError",
+    "SpecError",
+    "VolumeError",
+    "WeightsError",
+]
 
 
 class DilnetError(Exception):
@@ -33,6 +41,12 @@ class WeightsError(DilnetError, ValueError):
     truncated or corrupted, its arrays differ from its manifest (a sha256 mismatch means the data
     was changed), or its parameters do not fit what a model expects. The message starts with the
     file (or the caller's ``where``) and names each parameter concerned."""
+
+
+class VolumeError(DilnetError, ValueError):
+    """A volume file cannot be read or written: an unknown file type, a file that is missing,
+    unreadable or not the format its name says, or data of the wrong rank or type. The message
+    starts with the file."""
 
 
 class BackendError(DilnetError, ImportError):
