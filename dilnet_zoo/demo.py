@@ -2,7 +2,8 @@
 pretrained ``context3d-basic``, print the Dice table against the reference labels, and write a
 PNG montage (T1 | reference | prediction on axial, coronal and sagittal slices).
 
-    python -m dilnet_zoo.demo [--model context3d-basic] [--out demo.png]
+    python -m dilnet_zoo.demo [--model context3d-basic] [--out demo.png] [--quiet]
+    dilnet demo [--model context3d-basic] [--out demo.png] [--quiet]
 """
 
 import argparse
@@ -52,6 +53,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="context3d-basic", choices=dilnet_zoo.list_models())
     parser.add_argument("--out", default="demo.png", help="where to write the PNG montage")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
@@ -64,7 +66,7 @@ def main(argv=None):
         f"{args.model}: {model.network.count_params(trainable=True):,} parameters, receptive "
         f"field {model.network.receptive_field[0].size}³; held-out hemisphere {t1.shape}"
     )
-    probabilities = predict_volume(model, t1, memory_limit="1GiB", progress=True)
+    probabilities = predict_volume(model, t1, memory_limit="1GiB", progress=not args.quiet)
     prediction = probabilities.argmax(axis=0)
     dice = dice_per_class(prediction, labels)
     print("\nDice on the held-out (right) hemisphere:")

@@ -10,7 +10,7 @@ import pytensor.tensor as pt
 from ..blocks.base import suggest
 from ..errors import ConfigError, invalid
 
-__all__ = ["METRICS", "Accuracy", "Dice", "Metric", "get_metric"]
+__all__ = ["METRICS", "Accuracy", "Dice", "Metric", "dice_per_class", "get_metric"]
 
 
 class Metric:
@@ -116,3 +116,16 @@ def get_metric(metric) -> Metric:
             metric,
         )
     )
+
+
+def dice_per_class(prediction, labels, num_classes) -> list:
+    """Hard Dice of each class on whole label maps (numpy, outside any graph):
+    ``2 |P ∩ T| / (|P| + |T|)`` for class ``c`` in ``0..num_classes-1``; NaN for a class in
+    neither map."""
+    prediction, labels = np.asarray(prediction), np.asarray(labels)
+    out = []
+    for c in range(num_classes):
+        p, t = prediction == c, labels == c
+        denom = int(p.sum() + t.sum())
+        out.append(float(2 * (p & t).sum() / denom) if denom else float("nan"))
+    return out

@@ -21,19 +21,15 @@ import dilnet
 import dilnet_zoo
 from dilnet.inference import predict_volume
 from dilnet.model import Model, PatchSampler
+from dilnet.model.metrics import dice_per_class as _dice_per_class
 from dilnet_zoo.data.mni152 import CLASS_NAMES, hemispheres, load_mni152
 
 HERE = Path(__file__).resolve().parent.parent
 
 
 def dice_per_class(prediction, labels, classes=4):
-    """Hard Dice of each class: ``2 |P ∩ T| / (|P| + |T|)``."""
-    out = []
-    for c in range(classes):
-        p, t = prediction == c, labels == c
-        denom = p.sum() + t.sum()
-        out.append(float(2 * (p & t).sum() / denom) if denom else float("nan"))
-    return out
+    """Hard Dice of each of the `classes` tissue classes (`dilnet.model.metrics.dice_per_class`)."""
+    return _dice_per_class(prediction, labels, classes)
 
 
 def augment(x, y, rng):

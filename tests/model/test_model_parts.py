@@ -688,3 +688,15 @@ def test_dice_metric_include_background_is_a_bool(value):
     ):
         DiceMetric(include_background=value)
     assert DiceMetric(include_background=np.bool_(False)).include_background is False
+
+
+def test_dice_per_class_by_hand():
+    from dilnet.model.metrics import dice_per_class
+
+    prediction = np.array([[0, 1, 1], [2, 2, 0]])
+    labels = np.array([[0, 1, 2], [2, 0, 0]])
+    # class 0: P={0,5}, T={0,4,5}: 2*2/5; class 1: P={1,2}, T={1}: 2*1/3; class 2: P={3,4},
+    # T={2,3}: 2*1/4; class 3 in neither map: NaN
+    dice = dice_per_class(prediction, labels, 4)
+    np.testing.assert_allclose(dice[:3], [0.8, 2 / 3, 0.5])
+    assert np.isnan(dice[3])

@@ -1,0 +1,306 @@
+"""The ``dilnet`` command, driven as a user drives it: a subprocess on real files (the embedded
+MNI152 template written as NIfTI, TIFF and numpy files by nibabel, tifffile and numpy
+themselves). Oracles: the reference tissue labels (Dice), the same prediction made in-process,
+the files as their own libraries read them, and hand-made bad inputs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import tifffile
+
+import dilnet
+import dilnet_zoo
+from dilnet.inference import predict_volume
+from dilnet.model import load_model
+from dilnet.model.metrics import dice_per_class
+from dilnet_zoo.data.mni152 import hemispheres, load_mni152
+
+DILNET = Path(sys.executable).parent / "dilnet"  # the console script `pip install` made
+
+
+def run(*args, cwd=None):
+    """(returncode, stdout, stderr) of ``dilnet *args``."""
+    done = subprocess.run(
+        [str(DILNET), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.fixture(scope="module")
+def mni(tmp_path_factory):
+    """The right hemisphere of the template as files: T1 and labels (NIfTI with the template's
+    affine and a description in the header), the T1 as .npy, .npz and a TIFF stack."""
+    d = tmp_path_factory.mktemp("mni")
+    data = load_mni152()
+    _, (t1, labels) = hemispheres(data)
+    affine = data["affine"].copy()
+    affine[:3, 3] += affine[:3, 0] * data["split_index"]  # the hemisphere starts there
+    image = nib.Nifti1Image(t1, affine)
+    image.header["descrip"] = b"mni152 right hemisphere"
+    image.header.set_xyzt_units("mm")
+    nib.save(image, d / "t1.nii.gz")
+    nib.save(nib.Nifti1Image(labels.astype(np.uint8), affine), d / "labels.nii.gz")
+    np.save(d / "t1.npy", t1)
+    np.savez(d / "t1.npz", t1=t1, other=np.zeros(3))
+    tifffile.imwrite(d / "t1.tif", t1)
+    return {"dir": d, "t1": t1, "labels": labels, "affine": affine}
+
+
+@pytest.fixture(scope="module")
+def zoo_model():
+    return dilnet_zoo.load("context3d-basic", pretrained=True)
+
+
+@pytest.fixture(scope="module")
+def zoo_prediction(mni, zoo_model):
+    """The in-process prediction of the right hemisphere (the oracle for the CLI's files)."""
+    return predict_volume(zoo_model, mni["t1"], progress=False)
+
+
+def test_version_and_help():
+    code, out, _ = run("--version")
+    assert (code, out.strip()) == (0, f"dilnet {dilnet.__version__}")
+    code, out, _ = run("predict", "--help")
+    assert code == 0 and "--memory-limit" in out
+    done = subprocess.run([sys.executable, "-m", "dilnet", "--version"], capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == f"dilnet {dilnet.__version__}"
+
+
+def test_zoo_list_matches_the_zoo():
+    code, out, err = run("zoo", "list")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["name", "pretrained", "parameters"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert sorted(rows) == dilnet_zoo.list_models()
+    for name, row in rows.items():
+        network = dilnet_zoo.get_spec(name).build()
+        assert row[1] == ("yes" if dilnet_zoo.weights_path(name) else "no")
+        assert int(row[2].replace(",", "")) == network.count_params(trainable=True)
+    record = json.loads(dilnet_zoo.weights_path("context3d-basic").with_suffix(".json").read_text())
+    assert rows["context3d-basic"][4] == f"{record['metrics']['mean_dice_csf_gm_wm']:.3f}"
+    assert rows["context3d-basic"][3] == "69x69x69"  # 1 + 2 * (1 + 1 + 2 + 4 + 8 + 16 + 1 + 1)
+
+
+def test_zoo_info_prints_the_card():
+    code, out, err = run("zoo", "info", "plain3d")
+    assert code == 0, err
+    assert out.rstrip("\n") == dilnet_zoo.card("plain3d").rstrip("\n")
+    assert "weights:" in err and "plain3d.npz" in err
+
+
+def test_summary_of_zoo_spec_and_model_file(tmp_path):
+    spec = dilnet_zoo.get_spec("plain3d")
+    expected = spec.summary(input_size=(24, 24, 24), print_fn=None)
+    code, out, err = run("summary", "zoo:plain3d", "--input-size", "24")
+    assert (code, out.rstrip("\n")) == (0, expected), err
+    (tmp_path / "spec.json").write_text(json.dumps(dilnet.to_config(spec)))
+    code, out, _ = run("summary", tmp_path / "spec.json", "--input-size", "24", "24", "24")
+    assert (code, out.rstrip("\n")) == (0, expected)
+    code, out, _ = run("summary", dilnet_zoo.weights_path("plain3d"), "--input-size", "24")
+    assert (code, out.rstrip("\n")) == (0, expected)
+    code, _, err = run("summary", "zoo:plain3d", "--input-size", "24", "24")
+    assert code == 1 and "expected 1 or 3 lengths" in err
+
+
+def test_predict_nifti_keeps_affine_and_header(mni, zoo_prediction):
+    out = mni["dir"] / "seg.nii.gz"
+    code, _, err = run("predict", "--model", "zoo:context3d-basic", "--input",
+                       mni["dir"] / "t1.nii.gz", "--output", out)  # fmt: skip
+    assert code == 0, err
+    assert "wrote" in err
+    image = nib.load(out)
+    labels = np.asarray(image.dataobj)
+    assert image.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(image.affine, mni["affine"])
+    assert image.header["descrip"].tobytes().rstrip(b"\0") == b"mni152 right hemisphere"
+    assert image.header.get_zooms() == (2.0, 2.0, 2.0)
+    np.testing.assert_array_equal(labels, zoo_prediction.argmax(axis=0))
+    dice = dice_per_class(labels, mni["labels"], 4)
+    assert np.mean(dice[1:]) > 0.85  # the card's held-out figure is 0.88
+
+
+def test_predict_tiled_quiet_is_identical_and_silent(mni):
+    out = mni["dir"] / "seg-tiled.nii"
+    code, out_text, err = run("predict", "--model", "zoo:context3d-basic", "--input",
+                              mni["dir"] / "t1.nii.gz", "--output", out, "--tile", "24",
+                              "--memory-limit", "256MiB", "--quiet")  # fmt: skip
+    assert (code, out_text, err) == (0, "", "")
+    whole = np.asarray(nib.load(mni["dir"] / "seg.nii.gz").dataobj)
+    np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), whole)
+
+
+def test_predict_probabilities_npy_and_other_inputs(mni, zoo_prediction):
+    d = mni["dir"]
+    code, _, err = run("predict", "--model", "zoo:context3d-basic", "--input", d / "t1.npy",
+                       "--output", d / "p.npy", "--probabilities", "-q")  # fmt: skip
+    assert code == 0, err
+    probabilities = np.load(d / "p.npy")
+    assert probabilities.shape == (4, *mni["t1"].shape)
+    np.testing.assert_allclose(probabilities, zoo_prediction, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probabilities.sum(axis=0), 1, rtol=1e-5)
+    expected = zoo_prediction.argmax(axis=0)
+    code, _, err = run("predict", "--model", "zoo:context3d-basic", "--input", d / "t1.tif",
+                       "--output", d / "seg.tif", "-q")  # fmt: skip
+    assert code == 0, err
+    np.testing.assert_array_equal(tifffile.imread(d / "seg.tif"), expected)
+    code, _, err = run("predict", "--model", "zoo:context3d-basic", "--input", d / "t1.npz",
+                       "--key", "t1", "--output", d / "seg.npz", "-q")  # fmt: skip
+    assert code == 0, err
+    with np.load(d / "seg.npz") as npz:
+        np.testing.assert_array_equal(npz["volume"], expected)
+
+
+def test_predict_minmax_normalisation(mni, zoo_model, tmp_path):
+    raw = mni["t1"] * 1000 + 50  # scanner-like units
+    np.save(tmp_path / "raw.npy", raw)
+    code, _, err = run("predict", "--model", "zoo:context3d-basic", "--input",
+                       tmp_path / "raw.npy", "--output", tmp_path / "seg.npy",
+                       "--normalize", "minmax", "-q")  # fmt: skip
+    assert code == 0, err
+    scaled = (raw - raw.min()) / (raw.max() - raw.min())
+    expected = predict_volume(zoo_model, scaled.astype(np.float32), progress=False).argmax(axis=0)
+    np.testing.assert_array_equal(np.load(tmp_path / "seg.npy"), expected)
+
+
+def test_errors_are_one_line_with_exit_codes(mni, tmp_path):
+    d = mni["dir"]
+    model = ("--model", "zoo:context3d-basic")
+    # the work fails: exit 1, one line, no traceback
+    code, out, err = run("predict", *model, "--input", tmp_path / "missing.nii.gz",
+                         "--output", tmp_path / "o.nii.gz")  # fmt: skip
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith("dilnet predict: error: ")
+    assert "missing.nii.gz" in err and "Traceback" not in err
+    code, _, err = run("predict", *model, "--input", tmp_path / "missing.nii.gz",
+                       "--output", tmp_path / "o.nii.gz", "--debug")  # fmt: skip
+    assert code == 1 and "Traceback (most recent call last)" in err
+    # an existing output is kept unless --force
+    (tmp_path / "keep.npy").write_bytes(b"precious")
+    code, _, err = run("predict", *model, "--input", d / "t1.npy", "--output",
+                       tmp_path / "keep.npy")  # fmt: skip
+    assert code == 1 and "pass --force" in err
+    assert (tmp_path / "keep.npy").read_bytes() == b"precious"
+    # an output type no writer knows fails before any work
+    code, _, err = run("predict", *model, "--input", d / "t1.npy", "--output", tmp_path / "o.mha")
+    assert code == 1 and ".mha" in err and err.count("\n") == 1
+    # a volume with the wrong number of channels
+    np.save(tmp_path / "two.npy", np.zeros((2, 20, 20, 20), np.float32))
+    code, _, err = run("predict", *model, "--input", tmp_path / "two.npy", "--output",
+                       tmp_path / "o.npy")  # fmt: skip
+    assert code == 1 and "channel" in err and err.count("\n") == 1
+    # the command line is wrong: exit 2
+    assert run("predict", *model, "--input", d / "t1.npy", "--output", tmp_path / "o.npy",
+               "--memory-limit", "lots")[0] == 2  # fmt: skip
+    assert run("predict", "--input", d / "t1.npy")[0] == 2
+    assert run("segment")[0] == 2
+    assert run()[0] == 2
+    code, _, err = run("zoo", "info", "context3d")
+    assert code == 1 and "context3d-basic" in err and err.count("\n") == 1
+
+
+def _tiny_spec():
+    B = dilnet.blocks
+    return dilnet.Sequential([
+        B.Input(channels=1, spatial=(None, None, None)),
+        B.Conv(filters=4, kernel=3),
+        B.DilatedStack(filters=4, dilations=(1, 2)),
+        B.Classifier(num_classes=4),
+    ])  # fmt: skip
+
+
+def test_train_on_builtin_data_then_predict(mni, tmp_path):
+    config = {
+        "format": "dilnet.train",
+        "format_version": 1,
+        "model": dilnet.to_config(_tiny_spec()),
+        "builtin_data": "mni152",
+        "patch_size": [16],
+        "epochs": 2,
+        "steps_per_epoch": 3,
+        "validation_steps": 1,
+        "learning_rate": 0.01,
+        "schedule": "cosine",
+        "output": "out/tiny.npz",
+    }
+    (tmp_path / "out").mkdir()
+    (tmp_path / "train.json").write_text(json.dumps(config))
+    code, out, err = run("train", tmp_path / "train.json", "--quiet")
+    assert code == 0, err
+    assert err == ""
+    result = json.loads(out)
+    assert Path(result["output"]) == tmp_path / "out" / "tiny.npz"
+    assert set(result["final"]) >= {"loss", "dice", "val_loss", "val_dice", "lr"}
+    assert len(result["validation_dice_whole_volumes"]) == 4
+    # the saved model predicts through the CLI as it does in-process
+    model = load_model(tmp_path / "out" / "tiny.npz")
+    code, _, err = run("predict", "--model", tmp_path / "out" / "tiny.npz", "--input",
+                       mni["dir"] / "t1.npy", "--output", tmp_path / "seg.npy", "-q")  # fmt: skip
+    assert code == 0, err
+    expected = predict_volume(model, mni["t1"], progress=False).argmax(axis=0)
+    np.testing.assert_array_equal(np.load(tmp_path / "seg.npy"), expected)
+    # and the whole-volume Dice it reported is the Dice of that prediction
+    dice = dice_per_class(expected, mni["labels"], 4)
+    np.testing.assert_allclose(result["validation_dice_whole_volumes"], dice, rtol=1e-6)
+    # a second run does not replace the model without --force
+    code, _, err = run("train", tmp_path / "train.json", "-q")
+    assert code == 1 and "pass --force" in err
+
+
+def test_train_on_files_with_minmax(mni, tmp_path):
+    d = mni["dir"]
+    config = {
+        "format": "dilnet.train",
+        "format_version": 1,
+        "model": "zoo:plain3d",
+        "overrides": {"channels": 4},
+        "train": [{"image": str(d / "t1.nii.gz"), "labels": str(d / "labels.nii.gz")}],
+        "patch_size": [12, 16, 16],
+        "epochs": 1,
+        "steps_per_epoch": 2,
+        "normalize": "minmax",
+        "output": "m.npz",
+    }
+    (tmp_path / "train.json").write_text(json.dumps(config))
+    code, out, err = run("train", tmp_path / "train.json")
+    assert code == 0, err
+    assert "training zoo:plain3d" in err
+    assert "validation_dice_whole_volumes" not in json.loads(out)
+    from dilnet.io.weights import read_checkpoint
+
+    _, manifest = read_checkpoint(tmp_path / "m.npz")
+    assert manifest["metadata"]["preprocessing"] == {"normalize": "minmax"}
+    assert manifest["metadata"]["training"]["config"]["train"][0]["image"].endswith("t1.nii.gz")
+
+
+def test_train_config_errors_name_their_paths(tmp_path):
+    bad = {"format": "dilnet.train", "format_version": 1, "model": "zoo:plain3d",
+           "builtin_data": "mni152", "patch_size": [16, "x", 16], "epoch": 3}  # fmt: skip
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    code, _, err = run("train", tmp_path / "bad.json")
+    assert code == 1
+    assert "$.patch_size[1]: expected an int; received 'x'" in err
+    assert "$.epoch: unknown field of TrainConfig" in err
+    assert "Traceback" not in err
+    (tmp_path / "broken.json").write_text('{"format": "dilnet.train",')
+    code, _, err = run("train", tmp_path / "broken.json")
+    assert code == 1 and "not valid JSON" in err and err.count("\n") == 1
+    labels_only = {**bad, "patch_size": [16], "epoch": None}
+    del labels_only["epoch"], labels_only["builtin_data"]
+    labels_only["train"] = [{"image": "nowhere.nii.gz", "labels": "nowhere.nii.gz"}]
+    (tmp_path / "missing.json").write_text(json.dumps(labels_only))
+    code, _, err = run("train", tmp_path / "missing.json")
+    assert code == 1 and "nowhere.nii.gz" in err and err.count("\n") == 1
+
+
+def test_demo_command(tmp_path):
+    code, out, err = run("demo", "--out", tmp_path / "demo.png", "--quiet")
+    assert code == 0, err
+    assert "Dice on the held-out (right) hemisphere" in out
+    assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
