@@ -225,7 +225,15 @@ def _summary(args, console):
             f"dilnet summary: --input-size: expected 1 or {rank} lengths (this is a {rank}D "
             f"model); received {len(size)}."
         )
-    console.result(spec.summary(input_size=size, batch_size=args.batch_size, print_fn=None))
+    import pytensor
+
+    # the dtype a Model of it computes in: float32, or what the model file records
+    dtype = "float32"
+    if args.target.endswith(".npz"):
+        dtype = _manifest(Path(args.target))["metadata"].get("dtype", dtype)
+    with pytensor.config.change_flags(floatX=dtype):
+        text = spec.summary(input_size=size, batch_size=args.batch_size, print_fn=None)
+    console.result(text)
     return EXIT_OK
 
 
