@@ -18,12 +18,12 @@ demo: $(VENV)/.installed
 	$(PY) -m dilnet_zoo.demo
 
 test: $(VENV)/.installed
-	$(PY) -m ruff check dilnet dilnet_zoo tests bench
+	$(PY) -m ruff check dilnet dilnet_zoo tests bench docs
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check dilnet dilnet_zoo tests bench
-	$(PY) -m ruff format --check dilnet dilnet_zoo tests bench
+	$(PY) -m ruff check dilnet dilnet_zoo tests bench docs
+	$(PY) -m ruff format --check dilnet dilnet_zoo tests bench docs/figures docs/griffe_attrs.py
 
 # the docs site in site/ (open site/index.html); --strict: a broken link or reference fails
 docs: $(VENV)/.installed

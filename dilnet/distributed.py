@@ -44,7 +44,7 @@ def predict_dask(model, darr, *, batch_size=1, memory_limit=None):
     model : object
         With ``model.network`` (a `dilnet.compiler.Network`); only its spec and parameter values
         are used (``model.predict_on_batch`` is not: workers compile their own function).
-    darr : dask.array.Array, shape ``(C, *spatial)``
+    darr : dask.array.Array of shape (C, *spatial)
         One chunk along the channel axis. Along each spatial axis with several chunks, every
         chunk must hold at least the halo (`dilnet.inference.compute_halo`, ``max(before,
         after)``) and every chunk but the last must be a multiple of the network's period.
@@ -54,7 +54,7 @@ def predict_dask(model, darr, *, batch_size=1, memory_limit=None):
 
     Returns
     -------
-    dask.array.Array, shape ``(K, *spatial)``
+    dask.array.Array of shape (K, *spatial)
         ``K = model.network.output_shape[1]``, chunked like `darr` along the spatial axes, of
         the network's output dtype.
 

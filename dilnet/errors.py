@@ -2,7 +2,7 @@
 
 Every error is a `DilnetError` and also the builtin a Python user would expect
 (`ValueError`, `TypeError`, `ImportError`), so ``except ValueError`` keeps working.
-Messages follow one template: where, what was expected, what was received::
+Messages follow one template: where, what was expected, what was received:
 
     dilated_conv: invalid value for `dilation`. Expected positive integers; received dilation=(1, 0, 4).
 """

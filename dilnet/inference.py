@@ -382,7 +382,7 @@ def plan_tiles(model, spatial, *, tile=None, memory_limit=None, batch_size=1) ->
 
     Parameters
     ----------
-    model : model with ``.network``, or a `dilnet.compiler.Network`
+    model : model with .network, or a dilnet.compiler.Network
     spatial : tuple of int
         The volume's spatial lengths.
     tile : int or tuple of int, optional
@@ -555,7 +555,7 @@ def predict_volume(
         Anything with ``model.network`` (a `dilnet.compiler.Network` whose first block is an
         `Input`) and ``model.predict_on_batch(x)``, mapping ``(N, C, *spatial)`` to
         ``(N, K, *spatial)`` deterministically (batch-norm running averages, no dropout).
-    volume : array-like, shape ``(C, *spatial)``, or ``(*spatial)`` when ``C == 1``
+    volume : array_like of shape (C, *spatial), or (*spatial) when C == 1
         Anything that slices into numpy arrays: an ndarray, an ``np.memmap``, an h5py or zarr
         dataset. Only the crops are read, cast to the network's input dtype.
     tile, memory_limit, batch_size
@@ -563,13 +563,13 @@ def predict_volume(
         (default 1 GiB: the whole volume at once if it fits), and crops per call.
     progress : bool
         Show a tqdm progress bar over the tiles.
-    out : array, shape ``(K, *spatial)``, optional
+    out : array of shape (K, *spatial), optional
         Where to write the prediction (e.g. an ``np.memmap`` for outputs larger than memory);
         by default a new array of the model's output dtype.
 
     Returns
     -------
-    ndarray, shape ``(K, *spatial)``
+    ndarray of shape (K, *spatial)
         `out` when given. The channel axis is there also for ``C == 1`` inputs without one.
 
     Raises

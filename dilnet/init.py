@@ -7,12 +7,10 @@ An initializer is called with a shape and returns a numpy array of dtype
 Weight layouts (Lasagne's): ``(in, out)`` for dense layers and ``(out, in, *kernel)`` for
 convolutions. Fan-in and fan-out are computed as Lasagne does:
 
-========================  ==========================  ==================================
-shape                     fan_in                      fan_out
-========================  ==========================  ==================================
-``(in, out)``             ``in``                      ``out``
-``(out, in, *kernel)``    ``in * prod(kernel)``       ``out * prod(kernel)``
-========================  ==========================  ==================================
+| shape                  | fan_in                | fan_out                |
+|------------------------|-----------------------|------------------------|
+| ``(in, out)``          | ``in``                | ``out``                |
+| ``(out, in, *kernel)`` | ``in * prod(kernel)`` | ``out * prod(kernel)`` |
 
 `Identity` is a dilnet addition: Yu & Koltun's identity initialisation for dilated context
 modules.
@@ -228,8 +226,8 @@ class Glorot(_FanScaled):
 
     References
     ----------
-    .. [1] X. Glorot and Y. Bengio (2010): Understanding the difficulty of training deep
-       feedforward neural networks. AISTATS.
+    X. Glorot and Y. Bengio (2010): Understanding the difficulty of training deep
+    feedforward neural networks. AISTATS.
     """
 
     def sample(self, shape):
@@ -282,8 +280,8 @@ class He(_FanScaled):
 
     References
     ----------
-    .. [1] K. He et al. (2015): Delving deep into rectifiers: surpassing human-level performance
-       on ImageNet classification. arXiv:1502.01852.
+    K. He et al. (2015): Delving deep into rectifiers: surpassing human-level performance
+    on ImageNet classification. arXiv:1502.01852.
     """
 
     def sample(self, shape):
@@ -372,8 +370,8 @@ class Orthogonal(Initializer):
 
     References
     ----------
-    .. [1] A. M. Saxe, J. L. McClelland and S. Ganguli (2014): Exact solutions to the nonlinear
-       dynamics of learning in deep linear neural networks. ICLR.
+    A. M. Saxe, J. L. McClelland and S. Ganguli (2014): Exact solutions to the nonlinear
+    dynamics of learning in deep linear neural networks. ICLR.
     """
 
     def __init__(self, gain=1.0):
@@ -393,34 +391,27 @@ _IDENTITY_VARIANTS = ("basic", "large")
 
 
 class Identity(Initializer):
-    r"""Identity initialisation of a conv weight ``(c_out, c_in, *kernel)`` (Yu & Koltun, 2016).
+    """Identity initialisation of a conv weight ``(c_out, c_in, *kernel)`` (Yu & Koltun, 2016).
 
     With odd kernel sizes and ``t`` a kernel tap (``t = 0`` the centre), ``a`` an input channel
     and ``b`` an output channel, the weight ``k^b(t, a)`` (stored as ``W[b, a, *t]``) is:
 
-    ``variant="basic"`` (needs ``c_out == c_in``)
-        ``k^b(t, a) = 1[t = 0] 1[a = b]``: a 'same'-padded correlation passes its input
-        through unchanged. With ``noise_std > 0``, ``N(0, noise_std)`` noise is added to every
-        entry.
+    - ``variant="basic"`` (needs ``c_out == c_in``): ``k^b(t, a) = 1[t = 0] 1[a = b]``, so a
+      'same'-padded correlation passes its input through unchanged. With ``noise_std > 0``,
+      ``N(0, noise_std)`` noise is added to every entry.
+    - ``variant="large"`` (any channel counts; ``C`` the base channel count):
 
-    ``variant="large"`` (any channel counts; ``C`` the base channel count)
-        .. math::
+          k^b(t, a) = C / c_out   if t = 0 and floor(a C / c_in) == floor(b C / c_out)
+                      eps         otherwise,      eps ~ N(0, sigma), sigma = noise_std
 
-            k^b(t, a) = \begin{cases}
-                C / c_{out} & t = 0 \text{ and }
-                    \lfloor a C / c_{in} \rfloor = \lfloor b C / c_{out} \rfloor \\
-                \varepsilon & \text{otherwise}
-            \end{cases}
-            \qquad \varepsilon \sim N(0, \sigma), \ \sigma = \text{noise\_std}
-
-        Channels are split into ``C`` consecutive groups on each side; each output channel
-        averages (``c_out > C``) or sums (``c_in > C``) the matching input group. The paper uses
-        ``sigma << C / c_out``; ``noise_std=0`` (the default) gives exact zeros. With
-        ``c_in == c_out == C`` this is the basic identity.
+      Channels are split into ``C`` consecutive groups on each side; each output channel
+      averages (``c_out > C``) or sums (``c_in > C``) the matching input group. The paper uses
+      ``sigma << C / c_out``; ``noise_std=0`` (the default) gives exact zeros. With
+      ``c_in == c_out == C`` this is the basic identity.
 
     Parameters
     ----------
-    variant : {'basic', 'large'}
+    variant : 'basic' or 'large'
         Which rule (the paper's basic or large context module).
     noise_std : float
         Standard deviation of the noise, ``>= 0``; drawn from `dilnet.random.get_rng()` only
@@ -437,8 +428,8 @@ class Identity(Initializer):
 
     References
     ----------
-    .. [1] F. Yu and V. Koltun (2016): Multi-scale context aggregation by dilated convolutions.
-       ICLR. arXiv:1511.07122 (section 3, identity initialisation).
+    F. Yu and V. Koltun (2016): Multi-scale context aggregation by dilated convolutions.
+    ICLR. arXiv:1511.07122 (section 3, identity initialisation).
     """
 
     def __init__(self, variant="basic", noise_std=0.0, C=None):

@@ -47,25 +47,25 @@ def _like(value, x):
 
 
 def sigmoid(x):
-    """Sigmoid :math:`\\varphi(x) = 1 / (1 + e^{-x})`, in ``[0, 1]``.
+    """Sigmoid ``φ(x) = 1 / (1 + exp(-x))``, in ``[0, 1]``.
 
     Parameters
     ----------
-    x : tensor-like
+    x : tensor_like
         The activation.
     """
     return pt.sigmoid(x)
 
 
 def softmax(x, axis=1):
-    """Softmax over `axis`: :math:`\\varphi(x)_j = e^{x_j} / \\sum_k e^{x_k}`.
+    """Softmax over `axis`: ``φ(x)_j = exp(x_j) / Σ_k exp(x_k)``.
 
     Numerically stable (the maximum over `axis` is subtracted first, so large inputs give no
     overflow), with PyTensor's `Softmax` Op and its gradient.
 
     Parameters
     ----------
-    x : tensor-like, shape (batch, classes, *spatial)
+    x : tensor_like of shape (batch, classes, *spatial)
         The activation, at least 2-d.
     axis : int
         Axis to normalise over; default 1, the class/channel axis, so each location of an N-d
@@ -100,30 +100,30 @@ def softmax(x, axis=1):
 
 
 def tanh(x):
-    """Hyperbolic tangent :math:`\\varphi(x) = \\tanh(x)`, in ``[-1, 1]``.
+    """Hyperbolic tangent ``φ(x) = tanh(x)``, in ``[-1, 1]``.
 
     Parameters
     ----------
-    x : tensor-like
+    x : tensor_like
         The activation.
     """
     return pt.tanh(x)
 
 
 class ScaledTanH:
-    """Scaled tanh :math:`\\varphi(x) = \\beta \\tanh(\\alpha x)`.
+    """Scaled tanh ``φ(x) = scale_out * tanh(scale_in * x)``.
 
     Parameters
     ----------
     scale_in : float
-        :math:`\\alpha`, the input scale (smaller: a wider linear regime).
+        The input scale (smaller: a wider linear regime).
     scale_out : float
-        :math:`\\beta`, the output scale; the output lies in ``[-beta, beta]``.
+        The output scale; the output lies in ``[-scale_out, scale_out]``.
 
     Notes
     -----
     LeCun et al. (1998, Efficient BackProp, section 4.4) suggest ``scale_in=2/3``,
-    ``scale_out=1.7159``, which gives :math:`\\varphi(\\pm 1) = \\pm 1`.
+    ``scale_out=1.7159``, which gives ``φ(±1) = ±1``.
     """
 
     def __init__(self, scale_in=1, scale_out=1):
@@ -139,11 +139,11 @@ ScaledTanh = ScaledTanH  # Lasagne's alias with the other capitalisation
 
 
 def rectify(x):
-    """Rectifier :math:`\\varphi(x) = \\max(0, x)`.
+    """Rectifier ``φ(x) = max(0, x)``.
 
     Parameters
     ----------
-    x : tensor-like
+    x : tensor_like
         The activation.
     """
     x = pt.as_tensor_variable(x)
@@ -151,17 +151,17 @@ def rectify(x):
 
 
 class LeakyRectify:
-    """Leaky rectifier :math:`\\varphi(x) = x` if :math:`x > 0`, else :math:`\\alpha x`.
+    """Leaky rectifier ``φ(x) = x`` if ``x > 0``, else ``leakiness * x``.
 
     Parameters
     ----------
     leakiness : float
-        :math:`\\alpha`, the slope for negative input: 0 is `rectify`, 1 is `linear`.
+        The slope for negative input: 0 is `rectify`, 1 is `linear`.
 
     See Also
     --------
-    leaky_rectify : the instance with leakiness 0.01 (Maas et al., 2013).
-    very_leaky_rectify : the instance with leakiness 1/3 (Graham, 2014).
+    - `leaky_rectify`: the instance with leakiness 0.01 (Maas et al., 2013).
+    - `very_leaky_rectify`: the instance with leakiness 1/3 (Graham, 2014).
     """
 
     def __init__(self, leakiness=0.01):
@@ -175,13 +175,13 @@ class LeakyRectify:
 leaky_rectify = LeakyRectify()
 leaky_rectify.__doc__ = """leaky_rectify(x)
 
-    Instance of `LeakyRectify` with leakiness :math:`\\alpha = 0.01`.
+    Instance of `LeakyRectify` with leakiness 0.01.
     """
 
 very_leaky_rectify = LeakyRectify(1.0 / 3)
 very_leaky_rectify.__doc__ = """very_leaky_rectify(x)
 
-    Instance of `LeakyRectify` with leakiness :math:`\\alpha = 1/3`.
+    Instance of `LeakyRectify` with leakiness 1/3.
     """
 
 
@@ -192,45 +192,45 @@ def _expm1_negative(x):
 
 
 def elu(x):
-    """Exponential linear unit :math:`\\varphi(x) = x` if :math:`x > 0`, else :math:`e^x - 1`.
+    """Exponential linear unit ``φ(x) = x`` if ``x > 0``, else ``exp(x) - 1``.
 
     Parameters
     ----------
-    x : tensor-like
+    x : tensor_like
         The activation.
 
     Notes
     -----
-    Clevert et al.'s :math:`\\alpha` is fixed to 1, as in Lasagne; `SELU` has both scales.
+    Clevert et al.'s scale of the negative part (alpha) is fixed to 1, as in Lasagne; `SELU` has both scales.
 
     References
     ----------
-    .. [1] D.-A. Clevert, T. Unterthiner and S. Hochreiter (2015): Fast and accurate deep network
-       learning by exponential linear units (ELUs). arXiv:1511.07289.
+    D.-A. Clevert, T. Unterthiner and S. Hochreiter (2015): Fast and accurate deep network
+    learning by exponential linear units (ELUs). arXiv:1511.07289.
     """
     x = pt.as_tensor_variable(x)
     return pt.switch(x > 0, x, _expm1_negative(x))
 
 
 class SELU:
-    """Scaled exponential linear unit :math:`\\varphi(x) = \\lambda\\,[x` if :math:`x > 0`, else
-    :math:`\\alpha (e^x - 1)]`.
+    """Scaled exponential linear unit ``φ(x) = scale * x`` if ``x > 0``, else
+    ``scale * scale_neg * (exp(x) - 1)``.
 
     Parameters
     ----------
     scale : float
-        :math:`\\lambda`, scaling all output.
+        Scaling all output (Klambauer et al.'s lambda).
     scale_neg : float
-        :math:`\\alpha`, scaling the output for non-positive input.
+        Scaling the output for non-positive input (Klambauer et al.'s alpha).
 
     See Also
     --------
-    selu : the instance with Klambauer et al.'s self-normalising constants.
+    - `selu`: the instance with Klambauer et al.'s self-normalising constants.
 
     References
     ----------
-    .. [1] G. Klambauer, T. Unterthiner, A. Mayr and S. Hochreiter (2017): Self-normalizing
-       neural networks. arXiv:1706.02515.
+    G. Klambauer, T. Unterthiner, A. Mayr and S. Hochreiter (2017): Self-normalizing
+    neural networks. arXiv:1706.02515.
     """
 
     def __init__(self, scale=1, scale_neg=1):
@@ -246,28 +246,28 @@ class SELU:
 selu = SELU(scale=1.0507009873554804934193349852946, scale_neg=1.6732632423543772848170429916717)
 selu.__doc__ = """selu(x)
 
-    Instance of `SELU` with :math:`\\alpha \\approx 1.6733`, :math:`\\lambda \\approx 1.0507`:
+    Instance of `SELU` with ``scale_neg ≈ 1.6733`` and ``scale ≈ 1.0507``:
     a stable, attracting fixed point at mean 0 and variance 1 (Klambauer et al., 2017).
     """
 
 
 def softplus(x):
-    """Softplus :math:`\\varphi(x) = \\log(1 + e^x)`, computed without overflow.
+    """Softplus ``φ(x) = log(1 + exp(x))``, computed without overflow.
 
     Parameters
     ----------
-    x : tensor-like
+    x : tensor_like
         The activation.
     """
     return pt.softplus(x)
 
 
 def linear(x):
-    """Linear (identity) activation :math:`\\varphi(x) = x`; returns `x` itself.
+    """Linear (identity) activation ``φ(x) = x``; returns `x` itself.
 
     Parameters
     ----------
-    x : tensor-like
+    x : tensor_like
         The activation.
     """
     return x

@@ -8,7 +8,7 @@ class axis given by ``axis`` (default 1). Targets come in one of two forms, as i
 * one-hot or probability targets of the same shape as the predictions.
 
 The losses are elementwise (one value per voxel, ``(batch, *spatial)``) or per ``(batch, class)``
-(`soft_dice`, `dice_score`); `aggregate` turns them into the scalar an update rule needs::
+(`soft_dice`, `dice_score`); `aggregate` turns them into the scalar an update rule needs:
 
     loss = categorical_crossentropy(probs, labels, ignore_label=255)
     loss = aggregate(loss, label_mask(labels, 255), mode="normalized_sum")
@@ -225,9 +225,9 @@ def _clipped_log(x, eps):
 
 
 def binary_crossentropy(predictions, targets, *, eps=1e-7):
-    r"""Elementwise binary cross-entropy between probabilities and targets.
+    """Elementwise binary cross-entropy between probabilities and targets:
 
-    .. math:: L = -t \log(\max(p, \epsilon)) - (1 - t) \log(\max(1 - p, \epsilon))
+        L = -t log(max(p, eps)) - (1 - t) log(max(1 - p, eps))
 
     Parameters
     ----------
@@ -254,11 +254,9 @@ def binary_crossentropy(predictions, targets, *, eps=1e-7):
 def categorical_crossentropy(
     predictions, targets, axis=1, *, ignore_label=None, weights=None, class_weights=None, eps=1e-7
 ):
-    r"""Voxelwise categorical cross-entropy between class probabilities and targets.
+    """Voxelwise categorical cross-entropy between class probabilities and targets:
 
-    .. math::
-
-        L_{b,x} = -\, v_{b,x} \sum_c w_c\, t_{b,c,x} \log \max(p_{b,c,x}, \epsilon)
+        L[b, x] = -v[b, x] * sum_c w[c] t[b, c, x] log(max(p[b, c, x], eps))
 
     where `t` is the one-hot encoding of integer labels (or the given one-hot/probability
     targets), `w` the class weights and `v` the per-voxel weights (both 1 when omitted).
@@ -266,7 +264,7 @@ def categorical_crossentropy(
 
     Parameters
     ----------
-    predictions : tensor, shape ``(batch, classes, *spatial)``
+    predictions : tensor of shape (batch, classes, *spatial)
         Class probabilities (softmax outputs) along `axis`.
     targets : tensor
         Integer labels ``(batch, *spatial)`` or one-hot/probability targets shaped like
@@ -278,7 +276,7 @@ def categorical_crossentropy(
         index: ``ignore_label=255`` with 4 classes is fine.
     weights : tensor, optional
         Per-voxel weights ``v``, broadcastable to ``(batch, *spatial)``, multiplied in.
-    class_weights : tensor or array, shape ``(classes,)``, optional
+    class_weights : tensor or array of shape (classes,), optional
         Per-class weights ``w``, PyTorch's ``weight=``. For PyTorch's weighted mean divide the
         summed loss by ``sum(label_mask(targets, ignore_label, class_weights))`` -- or, without
         `class_weights` here, use
@@ -291,7 +289,7 @@ def categorical_crossentropy(
 
     Returns
     -------
-    tensor, shape ``(batch, *spatial)``
+    tensor of shape (batch, *spatial)
         The elementwise loss (0 at ignored voxels), to pass to `aggregate`.
 
     Notes
@@ -350,9 +348,9 @@ def squared_error(a, b):
 
 
 def binary_hinge_loss(predictions, targets, delta=1, log_odds=None, binary=True):
-    r"""Elementwise binary hinge loss.
+    """Elementwise binary hinge loss:
 
-    .. math:: L = \max(0, \delta - t\, z)
+        L = max(0, delta - t z)
 
     with `z` the log-odds and `t` in {-1, 1}.
 
@@ -395,13 +393,13 @@ def binary_hinge_loss(predictions, targets, delta=1, log_odds=None, binary=True)
 
 
 def multiclass_hinge_loss(predictions, targets, delta=1, axis=1, *, ignore_label=None):
-    r"""Voxelwise multi-class hinge loss.
+    """Voxelwise multi-class hinge loss, with ``y`` the label of voxel ``(b, x)``:
 
-    .. math:: L_{b,x} = \max\bigl(0,\ \max_{c \ne y} p_{b,c,x} - p_{b,y,x} + \delta\bigr)
+        L[b, x] = max(0, max_{c != y} p[b, c, x] - p[b, y, x] + delta)
 
     Parameters
     ----------
-    predictions : tensor, shape ``(batch, classes, *spatial)``
+    predictions : tensor of shape (batch, classes, *spatial)
         Class scores along `axis`.
     targets : tensor
         Integer labels ``(batch, *spatial)`` or one-hot targets shaped like `predictions` (any
@@ -415,7 +413,7 @@ def multiclass_hinge_loss(predictions, targets, delta=1, axis=1, *, ignore_label
 
     Returns
     -------
-    tensor, shape ``(batch, *spatial)``
+    tensor of shape (batch, *spatial)
         The elementwise loss.
     """
     where = "multiclass_hinge_loss"
@@ -442,12 +440,10 @@ def soft_dice(
     include_background=True,
     square=False,
 ):
-    r"""Soft Dice loss per sample and class.
+    """Soft Dice loss per sample and class:
 
-    .. math::
-
-        L_{b,c} = 1 - \frac{2 \sum_x p_{b,c,x} t_{b,c,x} + s}
-                           {\sum_x p_{b,c,x} + \sum_x t_{b,c,x} + s}
+        L[b, c] = 1 - (2 sum_x p[b, c, x] t[b, c, x] + s)
+                    / (sum_x p[b, c, x] + sum_x t[b, c, x] + s)
 
     summed over the spatial axes `x` (``p**2`` and ``t**2`` in the denominator when
     ``square=True``). This is MONAI's ``DiceLoss(batch=False, reduction="none")`` with
@@ -455,7 +451,7 @@ def soft_dice(
 
     Parameters
     ----------
-    predictions : tensor, shape ``(batch, classes, *spatial)``
+    predictions : tensor of shape (batch, classes, *spatial)
         Class probabilities along `axis`.
     targets : tensor
         Integer labels ``(batch, *spatial)`` or one-hot/probability targets shaped like
@@ -475,7 +471,7 @@ def soft_dice(
 
     Returns
     -------
-    tensor, shape ``(batch, classes)``
+    tensor of shape (batch, classes)
         The loss per sample and class (``classes - 1`` without the background); `aggregate`
         averages it.
     """
@@ -517,16 +513,16 @@ def label_mask(targets, ignore_label=None, class_weights=None):
 
     Parameters
     ----------
-    targets : tensor of ints, shape ``(batch, *spatial)``
+    targets : int tensor of shape (batch, *spatial)
         Integer labels.
     ignore_label : int, optional
         The label to mask out; None masks nothing.
-    class_weights : tensor or array, shape ``(classes,)``, optional
+    class_weights : tensor or array of shape (classes,), optional
         Per-class weights. Labels other than `ignore_label` must index it.
 
     Returns
     -------
-    tensor of floatX, shaped like `targets`
+    tensor of floatX, shaped like targets
         The mask (or weights).
     """
     where = "label_mask"
@@ -547,13 +543,11 @@ def label_mask(targets, ignore_label=None, class_weights=None):
 
 
 def aggregate(loss, weights=None, mode="mean"):
-    r"""Reduce an elementwise loss to a scalar.
+    """Reduce an elementwise loss to a scalar:
 
-    .. math::
-
-        \text{mean: } \frac{1}{N}\sum_i w_i L_i \qquad
-        \text{sum: } \sum_i w_i L_i \qquad
-        \text{normalized\_sum: } \frac{\sum_i w_i L_i}{\sum_i w_i}
+        mean:           sum_i w_i L_i / N
+        sum:            sum_i w_i L_i
+        normalized_sum: sum_i w_i L_i / sum_i w_i
 
     Parameters
     ----------
@@ -562,7 +556,7 @@ def aggregate(loss, weights=None, mode="mean"):
     weights : tensor, optional
         Broadcastable to `loss`; 0/1 weights mask entries out (see `label_mask`). Masked
         entries must still be finite: ``nan * 0`` is ``nan``.
-    mode : {'mean', 'sum', 'normalized_sum'}, default 'mean'
+    mode : 'mean', 'sum' or 'normalized_sum', default 'mean'
         'normalized_sum' needs `weights` and is the mean over the weighted entries.
 
     Returns
@@ -597,9 +591,7 @@ def aggregate(loss, weights=None, mode="mean"):
 
 
 def binary_accuracy(predictions, targets, threshold=0.5):
-    r"""Elementwise binary accuracy: ``targets == (predictions >= threshold)``.
-
-    .. math:: A = \mathbb{I}\bigl(t = \mathbb{I}(p \ge \theta)\bigr)
+    """Elementwise binary accuracy: ``targets == (predictions >= threshold)``.
 
     Parameters
     ----------
@@ -619,13 +611,12 @@ def binary_accuracy(predictions, targets, threshold=0.5):
 
 
 def categorical_accuracy(predictions, targets, top_k=1, axis=1, *, ignore_label=None):
-    r"""Voxelwise categorical accuracy, optionally top-`k`.
-
-    .. math:: A_{b,x} = \mathbb{I}\bigl(y_{b,x} \in \text{the } k \text{ largest } p_{b,\cdot,x}\bigr)
+    """Voxelwise categorical accuracy, optionally top-`k`: 1 where the label ``y[b, x]`` is among
+    the ``top_k`` largest ``predictions[b, :, x]``, else 0.
 
     Parameters
     ----------
-    predictions : tensor, shape ``(batch, classes, *spatial)``
+    predictions : tensor of shape (batch, classes, *spatial)
         Class scores along `axis`.
     targets : tensor
         Integer labels ``(batch, *spatial)`` or one-hot targets shaped like `predictions` (their
@@ -640,7 +631,7 @@ def categorical_accuracy(predictions, targets, top_k=1, axis=1, *, ignore_label=
 
     Returns
     -------
-    tensor of bool, shape ``(batch, *spatial)``
+    bool tensor of shape (batch, *spatial)
         1 where correct. Has no useful gradient: for validation, not training.
     """
     where = "categorical_accuracy"
@@ -669,18 +660,16 @@ def dice_score(
     include_background=True,
     ignore_empty=True,
 ):
-    r"""Hard Dice score per sample and class of the argmax segmentation.
+    """Hard Dice score per sample and class of the argmax segmentation:
 
-    .. math::
+        D[b, c] = 2 sum_x h[b, c, x] t[b, c, x] / (sum_x h[b, c, x] + sum_x t[b, c, x])
 
-        D_{b,c} = \frac{2 \sum_x \hat y_{b,c,x} t_{b,c,x}}{\sum_x \hat y_{b,c,x} + \sum_x t_{b,c,x}}
-
-    where :math:`\hat y` is the one-hot argmax of `predictions` along `axis`. This is MONAI's
+    where ``h`` is the one-hot argmax of `predictions` along `axis`. This is MONAI's
     ``DiceMetric(reduction="none")`` on ``one_hot(argmax(predictions))``.
 
     Parameters
     ----------
-    predictions : tensor, shape ``(batch, classes, *spatial)``
+    predictions : tensor of shape (batch, classes, *spatial)
         Class scores or probabilities along `axis`.
     targets : tensor
         Integer labels ``(batch, *spatial)`` or one-hot targets shaped like `predictions` (used
@@ -697,7 +686,7 @@ def dice_score(
 
     Returns
     -------
-    tensor, shape ``(batch, classes)``
+    tensor of shape (batch, classes)
         Scores in [0, 1] (or ``nan``). A metric: no useful gradient.
     """
     where = "dice_score"

@@ -7,7 +7,7 @@ uses only ``+``, ``-`` and ``//``.
 
 Notes
 -----
-With kernel size ``k``, dilation ``d``, stride ``s`` and padding ``(before, after)``::
+With kernel size ``k``, dilation ``d``, stride ``s`` and padding ``(before, after)``:
 
     extent = (k - 1) * d + 1
     out    = (n + before + after - extent) // s + 1
@@ -139,7 +139,7 @@ class ReceptiveField(NamedTuple):
 def receptive_field(layers, field=None):
     """Compose the receptive field through a chain of layers along one axis.
 
-    Each layer is ``(filter_size, stride, dilation, pad_before)``::
+    Each layer is ``(filter_size, stride, dilation, pad_before)``:
 
         size  += (extent - 1) * jump
         start -= pad_before * jump

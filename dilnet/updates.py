@@ -3,13 +3,13 @@
 Lasagne's ``lasagne.updates`` with the same names, signatures, defaults and formulas. Every rule
 takes a scalar loss or a list of gradients plus a list of shared variables and returns an
 `OrderedDict` mapping each shared variable (parameters and the optimizer's own state) to its
-update expression::
+update expression:
 
     updates = adam(loss, params, learning_rate=1e-3)
     train = pytensor.function([x, y], loss, updates=updates)
 
 Hyperparameters may be Python numbers or symbolic scalars (a shared variable makes a learning
-rate schedule without recompiling)::
+rate schedule without recompiling):
 
     eta = pytensor.shared(np.float64(0.01))
     updates = sgd(loss, params, learning_rate=eta)
@@ -280,7 +280,7 @@ def apply_momentum(updates, params=None, momentum=0.9):
 
     See Also
     --------
-    momentum : SGD with momentum, in one call.
+    - `momentum`: SGD with momentum, in one call.
     """
     return _apply_momentum(updates, params, momentum, "apply_momentum")
 
@@ -327,8 +327,8 @@ def momentum(loss_or_grads, params, learning_rate, momentum=0.9):
 
     See Also
     --------
-    apply_momentum : Adds momentum to any update dictionary.
-    nesterov_momentum : Nesterov's variant.
+    - `apply_momentum`: adds momentum to any update dictionary.
+    - `nesterov_momentum`: Nesterov's variant.
     """
     _hyper(momentum, "momentum", "momentum")  # fail before building the SGD graph
     updates = _sgd(loss_or_grads, params, learning_rate, "momentum")
@@ -365,7 +365,7 @@ def apply_nesterov_momentum(updates, params=None, momentum=0.9):
 
     See Also
     --------
-    nesterov_momentum : SGD with Nesterov momentum, in one call.
+    - `nesterov_momentum`: SGD with Nesterov momentum, in one call.
     """
     return _apply_nesterov_momentum(updates, params, momentum, "apply_nesterov_momentum")
 
@@ -408,7 +408,7 @@ def nesterov_momentum(loss_or_grads, params, learning_rate, momentum=0.9):
 
     See Also
     --------
-    apply_nesterov_momentum : Adds Nesterov momentum to any update dictionary.
+    - `apply_nesterov_momentum`: adds Nesterov momentum to any update dictionary.
     """
     _hyper(momentum, "momentum", "nesterov_momentum")  # fail before building the SGD graph
     updates = _sgd(loss_or_grads, params, learning_rate, "nesterov_momentum")
@@ -449,8 +449,8 @@ def adagrad(loss_or_grads, params, learning_rate=1.0, epsilon=1e-6):
 
     References
     ----------
-    .. [1] Duchi, J., Hazan, E. and Singer, Y. (2011): Adaptive subgradient methods for online
-           learning and stochastic optimization. JMLR 12:2121-2159.
+    Duchi, J., Hazan, E. and Singer, Y. (2011): Adaptive subgradient methods for online
+    learning and stochastic optimization. JMLR 12:2121-2159.
     """
     where = "adagrad"
     lr = _hyper(learning_rate, "learning_rate", where)
@@ -494,8 +494,8 @@ def rmsprop(loss_or_grads, params, learning_rate=1.0, rho=0.9, epsilon=1e-6):
 
     References
     ----------
-    .. [1] Tieleman, T. and Hinton, G. (2012): Neural Networks for Machine Learning, lecture
-           6.5 - rmsprop. Coursera.
+    Tieleman, T. and Hinton, G. (2012): Neural Networks for Machine Learning, lecture
+    6.5 - rmsprop. Coursera.
     """
     where = "rmsprop"
     lr = _hyper(learning_rate, "learning_rate", where)
@@ -548,8 +548,8 @@ def adadelta(loss_or_grads, params, learning_rate=1.0, rho=0.95, epsilon=1e-6):
 
     References
     ----------
-    .. [1] Zeiler, M. D. (2012): ADADELTA: An Adaptive Learning Rate Method.
-           arXiv:1212.5701.
+    Zeiler, M. D. (2012): ADADELTA: An Adaptive Learning Rate Method.
+    arXiv:1212.5701.
     """
     where = "adadelta"
     lr = _hyper(learning_rate, "learning_rate", where)
@@ -610,8 +610,8 @@ def adam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, eps
 
     References
     ----------
-    .. [1] Kingma, D. P. and Ba, J. (2014): Adam: A Method for Stochastic Optimization.
-           arXiv:1412.6980.
+    Kingma, D. P. and Ba, J. (2014): Adam: A Method for Stochastic Optimization.
+    arXiv:1412.6980.
     """
     where = "adam"
     lr = _hyper(learning_rate, "learning_rate", where)
@@ -671,8 +671,8 @@ def adamax(loss_or_grads, params, learning_rate=0.002, beta1=0.9, beta2=0.999, e
 
     References
     ----------
-    .. [1] Kingma, D. P. and Ba, J. (2014): Adam: A Method for Stochastic Optimization.
-           arXiv:1412.6980, section 7.1.
+    Kingma, D. P. and Ba, J. (2014): Adam: A Method for Stochastic Optimization.
+    arXiv:1412.6980, section 7.1.
     """
     where = "adamax"
     lr = _hyper(learning_rate, "learning_rate", where)
@@ -739,8 +739,8 @@ def amsgrad(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, 
 
     References
     ----------
-    .. [1] Reddi, S. J., Kale, S. and Kumar, S. (2018): On the Convergence of Adam and Beyond.
-           ICLR. https://openreview.net/forum?id=ryQu7f-RZ
+    Reddi, S. J., Kale, S. and Kumar, S. (2018): On the Convergence of Adam and Beyond.
+    ICLR. https://openreview.net/forum?id=ryQu7f-RZ
     """
     where = "amsgrad"
     lr = _hyper(learning_rate, "learning_rate", where)
@@ -885,8 +885,8 @@ def total_norm_constraint(tensor_vars, max_norm, epsilon=1e-7, return_norm=False
 
     References
     ----------
-    .. [1] Sutskever, I., Vinyals, O. and Le, Q. V. (2014): Sequence to sequence learning with
-           neural networks. NIPS, 3104-3112.
+    Sutskever, I., Vinyals, O. and Le, Q. V. (2014): Sequence to sequence learning with
+    neural networks. NIPS, 3104-3112.
     """
     where = "total_norm_constraint"
     expected = "a non-empty list of tensor expressions"

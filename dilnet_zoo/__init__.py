@@ -9,7 +9,8 @@ Each entry is a spec factory from `dilnet_zoo.families` with documented override
 (`card(name)`, markdown in ``dilnet_zoo/cards``) and, once trained by its recipe in
 ``dilnet_zoo/recipes``, weights in ``dilnet_zoo/weights`` (one `.npz` with a manifest of
 sha256 checksums, verified before use). User-trained weights are found first in a directory
-given as ``weights_dir=`` or in ``$DILNET_ZOO_DIR``, as ``<name>.npz``.
+given as ``weights_dir=`` or in ``$DILNET_ZOO_DIR``, as ``<name>.npz``. `cards_table` is the
+table of all of them that ``docs/zoo.md`` shows (`dilnet_zoo.table`).
 """
 
 import importlib.resources
@@ -23,7 +24,16 @@ from dilnet.errors import ConfigError, WeightsError, invalid
 
 from . import families
 
-__all__ = ["ZooEntry", "card", "get_spec", "info", "list_models", "load", "weights_path"]
+__all__ = [
+    "ZooEntry",
+    "card",
+    "cards_table",
+    "get_spec",
+    "info",
+    "list_models",
+    "load",
+    "weights_path",
+]
 
 
 @attrs.frozen
@@ -111,6 +121,15 @@ def get_spec(name, **overrides):
             )
         )
     return entry.factory(**{**entry.defaults, **overrides})
+
+
+def cards_table() -> str:
+    """The markdown table of every zoo network that ``docs/zoo.md`` shows: name, card title,
+    trainable parameters, receptive field, overrides, pretrained or not, held-out Dice
+    (`dilnet_zoo.table.cards_table`; ``python -m dilnet_zoo.table --write`` rewrites the page)."""
+    from .table import cards_table as table
+
+    return table()
 
 
 def card(name) -> str:

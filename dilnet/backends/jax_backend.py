@@ -6,9 +6,10 @@ convolutions, cuBLAS/Triton matrix products):
 - forward: ``lax.conv_general_dilated``;
 - input gradient: a *forward* dilated correlation of the output gradient, dilated by the stride
   (``lhs_dilation``), with the spatially flipped, in/out-swapped weights;
-- weight gradient: a strategy chosen with `set_jax_weight_grad` (see `WEIGHT_GRAD_STRATEGIES`),
-  by default one ``dot_general`` per kernel tap over a strided, dilated, shifted view of the
-  padded input, contracting batch and space.
+- weight gradient: a strategy chosen with `set_jax_weight_grad` (see `WEIGHT_GRAD_DOC`), by
+  default 'space_to_batch': the dilation moved into the batch, leaving the weight gradient of an
+  undilated convolution (cuDNN's backward-filter kernel on a GPU); 'taps' computes one
+  ``dot_general`` per kernel tap over a strided, dilated, shifted view of the padded input.
 
 Both gradients avoid ``jax.vjp`` of the forward convolution on purpose: XLA's transpose rule
 turns the weight gradient of a *dilated* convolution into a convolution whose window is the
@@ -177,7 +178,7 @@ def grad_inputs_fn(op, dtype, precision=None):
     """``(W, gy, x_ref) -> dL/dx`` for `op`'s properties, as a forward dilated correlation.
 
     With correlation kernel ``Wc`` (W, flipped if ``op.flip_filters``), padding
-    ``(before, after)``, stride s, dilation d, kernel size k and input length n, along each axis::
+    ``(before, after)``, stride s, dilation d, kernel size k and input length n, along each axis:
 
         dx[i] = sum_t sum_o Wc[o, c, t] * gy_s[i + before - t*d]
 

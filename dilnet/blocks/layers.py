@@ -67,8 +67,12 @@ class Conv(Block):
     ----------
     filters : int
         Output channels.
-    kernel, stride, dilation : int or tuple of int
-        Per spatial axis (an int for all axes).
+    kernel : int or tuple of int
+        Kernel size per spatial axis (an int for all axes).
+    stride : int or tuple of int
+        Step between output positions per axis.
+    dilation : int or tuple of int
+        Spacing between kernel taps per axis: the kernel spans ``(kernel - 1) * dilation + 1``.
     padding : 'same', 'valid', 'full', int or per-axis ints / (before, after) pairs
         'same' (the default) keeps ``ceil(n / stride)`` voxels and is inferred per axis from
         kernel, dilation and stride (`dilnet.shapes.same_padding`; the extra voxel of an odd

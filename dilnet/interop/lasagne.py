@@ -2,7 +2,7 @@
 
 Lasagne users saved ``lasagne.layers.get_all_param_values(network)`` — a list of arrays, often
 with ``np.savez(path, *values)`` or in a pickle (the Lasagne Recipes model zoo). Build the same
-network with `dilnet.layers` (change the imports), then::
+network with `dilnet.layers` (change the imports), then:
 
     from dilnet.interop.lasagne import load_npz, set_lasagne_param_values
     set_lasagne_param_values(network, load_npz("model.npz"))

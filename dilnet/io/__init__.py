@@ -1,2 +1,3 @@
 """Reading and writing: model configs as JSON-able dicts (`config`), summary tables
-(`summary`)."""
+(`summary`), weights checkpoints with checksums (`weights`), training configs
+(`train_config`) and volume files (`volume`)."""

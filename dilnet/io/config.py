@@ -1,6 +1,6 @@
 """Model configs: specs to plain JSON-able dicts and back, through a cattrs converter.
 
-A config is::
+A config is:
 
     {"format": "dilnet.spec", "format_version": 1,
      "spec": {"type": "Sequential", "blocks": [{"type": "Input", "channels": 1, ...}, ...]}}

@@ -1,7 +1,7 @@
 """Weights checkpoints: named numpy arrays plus a JSON manifest in one ``.npz`` file.
 
 A checkpoint is one uncompressed ``.npz`` (zip) archive. Each parameter is the member
-``<name>.npy``; the member ``__manifest__.npy`` is a 1-d ``uint8`` array holding UTF-8 JSON::
+``<name>.npy``; the member ``__manifest__.npy`` is a 1-d ``uint8`` array holding UTF-8 JSON:
 
     {"format": "dilnet.weights", "format_version": 1, "dilnet_version": "0.1.0",
      "created": "2025-01-31T12:00:00+00:00",
@@ -524,7 +524,7 @@ def verify_against(manifest_or_arrays, expected, where: str, *, cast: bool = Fal
     ----------
     manifest_or_arrays : dict
         A manifest (`read_checkpoint`, `save_checkpoint`) or a dict of name -> array.
-    expected : list of (str, tuple of int, dtype-like)
+    expected : list of (str, tuple of int, dtype_like)
         The model's parameters in order: ``(name, shape, dtype)``, e.g.
         ``("conv1.W", (8, 1, 3, 3, 3), "float32")``.
     where : str

@@ -143,18 +143,19 @@ class ConvLayer(_ConvBase):
         Output channels.
     filter_size : int or tuple of int
         Kernel size per spatial axis.
-    stride, dilation : int or tuple of int
+    stride : int or tuple of int
         Positive, per axis.
-    pad : 'valid', 'full', 'same', int, or per-axis ints / ``(before, after)`` pairs
+    pad : 'valid', 'full', 'same', int, or per-axis ints / (before, after) pairs
         Zero padding; Lasagne's default ``0`` ('valid'). 'same' keeps ``ceil(n / stride)``
         outputs (Keras/TensorFlow rule, the extra element after), also for even kernels and
         dilation; for ``stride > 1`` Lasagne's 'same' padded ``k // 2`` on both sides, which
         you get here with ``pad=k // 2``.
     untie_biases : bool
         One bias per output position (shape ``(num_filters, *output_spatial)``).
-    W, b : initializer, array, shared variable or expression
-        Weights ``(num_filters, channels // num_groups, *filter_size)``, biases; ``b=None``
-        for none.
+    W : initializer, array, shared variable or expression
+        Weights ``(num_filters, channels // num_groups, *filter_size)``.
+    b : initializer, array, shared variable, expression or None
+        Biases ``(num_filters,)`` (see `untie_biases`); None for none.
     nonlinearity : callable or None
         Applied to the output; None means linear.
     flip_filters : bool
@@ -163,6 +164,8 @@ class ConvLayer(_ConvBase):
         Grouped convolution.
     n : int, optional
         Number of spatial axes; inferred from the input when None.
+    dilation : int or tuple of int
+        Positive, per axis: the kernel spans ``(k - 1) * dilation + 1`` input elements.
 
     Notes
     -----
@@ -341,8 +344,10 @@ class TransposedConvLayer(_ConvBase):
         Input ``(batch, channels, *spatial)``.
     num_filters : int
         Output channels.
-    filter_size, stride, dilation : int or tuple of int
+    filter_size : int or tuple of int
         Of the convolution being transposed.
+    stride : int or tuple of int
+        Of the convolution being transposed: the upsampling factor.
     crop : 'valid', 'full', 'same', int, or per-axis ints / pairs
         The padding of the convolution being transposed, cropped from the output.
     W : initializer, array, shared variable or expression
@@ -351,11 +356,21 @@ class TransposedConvLayer(_ConvBase):
     output_size : int or tuple of int, optional
         Output spatial lengths when several fit (``stride > 1``); must map back to the input
         lengths under the forward convolution.
-    untie_biases, b, nonlinearity, num_groups, n
+    untie_biases : bool
+        As in `ConvLayer`.
+    b : initializer, array, shared variable, expression or None
+        As in `ConvLayer`.
+    nonlinearity : callable or None
         As in `ConvLayer`.
     flip_filters : bool
         As Lasagne: False (the default) transposes a true convolution with `W`, True transposes
         a cross-correlation.
+    num_groups : int
+        As in `ConvLayer`.
+    n : int, optional
+        As in `ConvLayer`.
+    dilation : int or tuple of int
+        Of the convolution being transposed.
 
     Notes
     -----

@@ -17,9 +17,9 @@ class DenseLayer(Layer):
     Parameters
     ----------
     num_units : int
-    W : initializer, array or shared variable, shape ``(num_inputs, num_units)``
+    W : initializer, array or shared variable; shape (num_inputs, num_units)
         ``num_inputs`` is the product of the input's axes after `num_leading_axes`.
-    b : initializer, array, shared variable or None, shape ``(num_units,)``
+    b : initializer, array, shared variable or None; shape (num_units,)
     num_leading_axes : int
         Axes kept as they are (1: the batch axis); the rest are flattened.
     """

@@ -25,10 +25,14 @@ class BatchNormLayer(Layer):
         Added to the variance.
     alpha : float
         Running-average coefficient: ``running = (1 - alpha) * running + alpha * batch``.
-    beta, gamma : initializer, array, shared variable, or None
-        Learned shift and scale (None: left out). `gamma` is regularizable, `beta` is not.
-    mean, inv_std : initializer, array or shared variable
-        Running averages of the batch statistics; not trainable.
+    beta : initializer, array, shared variable, or None
+        Learned shift (None: left out); not regularizable.
+    gamma : initializer, array, shared variable, or None
+        Learned scale (None: left out); regularizable.
+    mean : initializer, array or shared variable
+        Running average of the batch means; not trainable.
+    inv_std : initializer, array or shared variable
+        Running average of the batch inverse standard deviations; not trainable.
 
     Notes
     -----

@@ -59,7 +59,7 @@ class PoolLayer(Layer):
         ``ignore_border=True``.
     ignore_border : bool
         Drop a last partial window (True) or pool it too (False).
-    mode : {'max', 'average_inc_pad', 'average_exc_pad'}
+    mode : 'max', 'average_inc_pad' or 'average_exc_pad'
         'average_exc_pad' divides by the number of non-padding elements in each window.
 
     Notes
@@ -261,7 +261,7 @@ class UpscaleLayer(Layer):
     Parameters
     ----------
     scale_factor : int or tuple of int
-    mode : {'repeat', 'dilate'}
+    mode : 'repeat' or 'dilate'
         'repeat' repeats each element (nearest neighbour); 'dilate' places each element at the
         top-left-front of its block and zeros elsewhere.
     """

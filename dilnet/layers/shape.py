@@ -26,7 +26,7 @@ class PadLayer(Layer):
 
     Parameters
     ----------
-    width : int or iterable of int / ``(before, after)`` pairs
+    width : int or iterable of int / (before, after) pairs
         One entry for every axis after the first `batch_ndim` (an int pads all of them).
     val : float
         The padding value.

@@ -42,14 +42,14 @@ class PatchSampler:
 
     Parameters
     ----------
-    volumes : array ``(N, C, *spatial)`` or list of arrays ``(C, *spatial)``
+    volumes : array (N, C, *spatial) or list of arrays (C, *spatial)
         Images; volumes in a list may differ in size.
-    labels : array ``(N, *spatial)`` or list of int arrays ``(*spatial)``
+    labels : array (N, *spatial) or list of int arrays (*spatial)
         One label map per volume, the same spatial size.
     patch_size : int or tuple of int
         Per spatial axis; must fit every volume.
     batch_size : int
-    strategy : {'random', 'balanced'}
+    strategy : 'random' or 'balanced'
         'random': a volume and a patch position uniformly at random. 'balanced': a class
         uniformly among the classes present (or by `class_probs`), then a voxel of that class,
         and the patch centred on it (shifted to lie inside the volume) -- small structures

@@ -59,7 +59,7 @@ class Model:
     spec : Sequential or list of blocks
         Starts with an `Input` block; ends (for training with the built-in losses) with a
         softmax, e.g. `Classifier`.
-    dtype : {'float32', 'float64'}
+    dtype : 'float32' or 'float64'
         Parameters, inputs and outputs.
     mode : str or pytensor Mode, optional
         How functions are compiled (default `DEFAULT_MODE`, the C VM).
@@ -343,26 +343,37 @@ class Model:
 
         Parameters
         ----------
-        x, y : arrays ``(N, C, *spatial)`` and int labels ``(N, *spatial)``, or x a
-            `PatchSampler` (then y is None)
+        x : array or PatchSampler
+            Inputs ``(N, C, *spatial)``, or a `PatchSampler` that draws batches (then `y` is
+            None).
+        y : array, optional
+            Integer labels ``(N, *spatial)``, for array inputs.
         batch_size : int
             For arrays.
-        epochs, initial_epoch : int
+        epochs : int
+            The index of the last epoch plus one (Keras's rule).
         steps_per_epoch : int, optional
             For a sampler (default: its own `steps_per_epoch`); for arrays, all batches.
         validation_data : (x_val, y_val) or PatchSampler, optional
             Evaluated after each epoch; logged with the prefix ``val_``.
+        validation_batch_size : int, optional
+            Batch size of the validation pass; default `batch_size`.
         callbacks : sequence of Callback
+            Called at the start and end of training, each epoch and each batch.
         verbose : int
             1: a progress bar per epoch with the running loss and metrics; 0: silent.
         shuffle : bool
             Shuffle array samples each epoch.
         seed : int, optional
             Seeds the shuffling.
+        initial_epoch : int
+            The epoch to start from, to resume a run: ``fit(..., epochs=10, initial_epoch=6)``
+            trains epochs 6 to 9.
 
         Returns
         -------
         History
+            The logs of every epoch (``history.history["loss"]``, ...).
         """
         where = "Model.fit"
         self._require_compiled("fit")

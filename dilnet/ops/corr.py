@@ -281,13 +281,13 @@ def dilated_conv(x, W, stride=1, dilation=1, pad="same", groups=1, flip_filters=
 
     Parameters
     ----------
-    x : tensor-like, shape (batch, channels, *spatial)
+    x : tensor_like of shape (batch, channels, *spatial)
         Input; 3, 4 or 5 dimensions for 1D, 2D or 3D data. float32 or float64.
-    W : tensor-like, shape (out_channels, channels // groups, *kernel)
+    W : tensor_like of shape (out_channels, channels // groups, *kernel)
         Weights, same number of dimensions as `x`.
     stride, dilation : int or tuple of int
         Positive; one value for all spatial axes or one per axis.
-    pad : 'same', 'valid', 'full', int, or per-axis ints / ``(before, after)`` pairs
+    pad : 'same', 'valid', 'full', int, or per-axis ints / (before, after) pairs
         Zero padding. 'same' keeps ``ceil(n / stride)`` outputs (Keras/TensorFlow rule: any
         odd extra element goes after), also for even kernels and ``stride > 1``.
     groups : int
@@ -297,7 +297,7 @@ def dilated_conv(x, W, stride=1, dilation=1, pad="same", groups=1, flip_filters=
 
     Returns
     -------
-    TensorVariable, shape (batch, out_channels, *out)
+    TensorVariable of shape (batch, out_channels, *out)
         With ``extent = (k - 1) * dilation + 1`` and padding ``(before, after)``:
         ``out = (n + before + after - extent) // stride + 1``; dtype is the upcast of x and W.
 
