@@ -1,14 +1,16 @@
 """Training configs for ``dilnet train CONFIG``: a JSON file that says what to train on what.
 
-A config::
+A config:
 
-    {"format": "dilnet.train", "format_version": 1,
-     "model": "zoo:context3d-basic",
-     "train": [{"image": "t1.nii.gz", "labels": "tissue.nii.gz"}],
-     "validation": [{"image": "t1-b.nii.gz", "labels": "tissue-b.nii.gz"}],
-     "patch_size": [40, 48, 48], "epochs": 8, "steps_per_epoch": 50,
-     "loss": "crossentropy+dice", "learning_rate": 0.002, "schedule": "cosine",
-     "output": "my-model.npz"}
+```json
+{"format": "dilnet.train", "format_version": 1,
+ "model": "zoo:context3d-basic",
+ "train": [{"image": "t1.nii.gz", "labels": "tissue.nii.gz"}],
+ "validation": [{"image": "t1-b.nii.gz", "labels": "tissue-b.nii.gz"}],
+ "patch_size": [40, 48, 48], "epochs": 8, "steps_per_epoch": 50,
+ "loss": "crossentropy+dice", "learning_rate": 0.002, "schedule": "cosine",
+ "output": "my-model.npz"}
+```
 
 `model` is ``"zoo:NAME"`` (a zoo network, with `overrides` and optionally its `pretrained`
 weights to fine-tune), a path to a spec JSON written by `dilnet.to_config` or to a model

@@ -14,13 +14,15 @@ Layouts, in memory and on disk, for ``rank=3`` (``rank=2`` drops ``Z``):
 | ``npz`` | as ``npy``, member ``"volume"`` | as ``npy`` | ``(C, Z, Y, X)`` |
 | ``tiff`` | series axes ``ZYX`` | series axes ``ZCYX`` | ``(C, Z, Y, X)`` |
 
-In shapes, for a file array of shape ``S`` and ``r = rank``::
+In shapes, for a file array of shape ``S`` and ``r = rank``:
 
-    len(S) == r                          ->  data.shape == (1, *S)
-    len(S) == r + 1, NIfTI               ->  data.shape == (S[r], *S[:r])
-    len(S) == 5, r == 3, S[3] == 1, NIfTI ->  data.shape == (S[4], *S[:3])
-    len(S) == r + 1, .npy/.npz           ->  data.shape == S
-    TIFF series axes ZCYX, shape S       ->  data.shape == (S[1], S[0], S[2], S[3])
+```text
+len(S) == r                          ->  data.shape == (1, *S)
+len(S) == r + 1, NIfTI               ->  data.shape == (S[r], *S[:r])
+len(S) == 5, r == 3, S[3] == 1, NIfTI ->  data.shape == (S[4], *S[:3])
+len(S) == r + 1, .npy/.npz           ->  data.shape == S
+TIFF series axes ZCYX, shape S       ->  data.shape == (S[1], S[0], S[2], S[3])
+```
 
 and `write_volume` inverts each line (``(C, X, Y, Z) -> (X, Y, Z, C)`` for NIfTI).
 
