@@ -38,6 +38,12 @@ from .errors import (
 from .errors import (
     SpecError as SpecError,
 )
+from .errors import (
+    VolumeError as VolumeError,
+)
+from .errors import (
+    WeightsError as WeightsError,
+)
 from .io.config import from_config as from_config
 from .io.config import to_config as to_config
 from .io.summary import format_summary as format_summary

@@ -546,7 +546,8 @@ def main(argv=None) -> int:
     except (DilnetError, OSError) as err:
         if args.debug:
             traceback.print_exc()
-        print(f"{name}: error: {err}", file=sys.stderr)
+        # one line: a message listing several problems gets them joined
+        print(f"{name}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as err:  # a bug in dilnet: still one line, and how to see more
         if args.debug:

@@ -49,6 +49,11 @@ def get_cpu_kernels() -> str:
         )
     if _choice == "auto":
         return "torch" if have("torch") else "blas"
+    if _choice == "torch" and not have("torch"):
+        raise BackendError(
+            "DILNET_CPU_KERNELS=torch needs PyTorch; install a CPU build, e.g. "
+            "`pip install torch==2.13.0`, or set DILNET_CPU_KERNELS=blas (or auto)."
+        )
     return _choice
 
 
