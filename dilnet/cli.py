@@ -20,6 +20,8 @@ line on standard error, the traceback only with ``--debug``); 2 the command line
 import argparse
 import contextlib
 import json
+import os
+import re
 import sys
 import time
 import traceback
@@ -58,12 +60,23 @@ def _positive_int(text):
     return value
 
 
+def _lengths(text):
+    """``64`` (every axis) or ``48x64x64`` (one per axis): a tuple of positive ints."""
+    parts = text.lower().split("x")
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive length for every axis (64) or one per axis (48x64x64); "
+            f"received {text!r}"
+        )
+    return tuple(int(p) for p in parts)
+
+
 def _model_ref(text):
     if text.startswith("zoo:"):
         if not text[4:]:
             raise argparse.ArgumentTypeError("expected zoo:NAME (see `dilnet zoo list`)")
         return text
-    if not text.endswith((".npz", ".json")):
+    if not text.lower().endswith((".npz", ".json")):
         raise argparse.ArgumentTypeError(
             f"expected zoo:NAME, a model .npz (Model.save) or a spec .json; received {text!r}"
         )
@@ -106,11 +119,13 @@ def _spec(ref):
     if ref.startswith("zoo:"):
         return _zoo().get_spec(ref[4:])
     path = Path(ref)
-    if ref.endswith(".json"):
+    if ref.lower().endswith(".json"):
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except OSError as err:
             raise ConfigError(f"{path}: cannot read the spec ({err.strerror}).") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a spec (not UTF-8 JSON text).") from None
         except json.JSONDecodeError as err:
             raise ConfigError(
                 f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})."
@@ -124,13 +139,23 @@ def _spec(ref):
 
 def _manifest(path):
     """The manifest of a model file written by `Model.save` (verified)."""
+    from .errors import WeightsError
     from .io.weights import read_checkpoint
 
-    _, manifest = read_checkpoint(str(path))
+    try:
+        _, manifest = read_checkpoint(str(path))
+    except WeightsError as err:
+        if "__manifest__" not in str(err):
+            raise
+        raise WeightsError(
+            f"{err} A model file for the command line is written by Model.save, Model."
+            "save_weights or `dilnet train`; weights saved by Lasagne (np.savez) load with "
+            "dilnet.interop.lasagne (load_npz, set_lasagne_param_values), then Model.save."
+        ) from None
     if "spec" not in manifest.get("metadata", {}):
         raise ConfigError(
-            f"{path}: holds weights but no model config (it was written by save_weights, not "
-            "Model.save); build the model in Python and use load_weights."
+            f"{path}: holds weights but no model config (it was not written by Model.save or "
+            "Model.save_weights); build the model in Python and use load_weights."
         )
     return manifest
 
@@ -140,8 +165,9 @@ def _load_model(ref):
     from .model import load_model
 
     if ref.startswith("zoo:"):
-        return _zoo().load(ref[4:], pretrained=True), {"normalize": "none"}
-    if ref.endswith(".json"):
+        # the zoo was trained on the template's T1 in [0, 1]: scale scanner intensities so
+        return _zoo().load(ref[4:], pretrained=True), {"normalize": "minmax"}
+    if ref.lower().endswith(".json"):
         raise ConfigError(
             f"{ref}: a spec has no trained weights; give a model .npz written by Model.save or "
             "`dilnet train`, or zoo:NAME."
@@ -165,6 +191,28 @@ def normalize(array, how):
     low, high = array.min(axis=axes, keepdims=True), array.max(axis=axes, keepdims=True)
     span = np.where(high > low, high - low, 1)
     return (array - low) / span
+
+
+def _check_finite(volume):
+    """NaN or infinite voxels would spread through every receptive field they touch."""
+    bad = int(np.size(volume.data) - np.count_nonzero(np.isfinite(volume.data)))
+    if bad:
+        raise VolumeError(
+            f"{volume.path}: expected finite intensities; received {bad:,} NaN or infinite "
+            "voxel(s) (replace them, e.g. with np.nan_to_num, before predicting)."
+        )
+
+
+def _check_channels(volume, channels, rank, what):
+    if volume.channels != channels:
+        layout = {"nifti": "(X, Y, Z, C)" if rank == 3 else "(X, Y, C)"}.get(
+            volume.format, "(C, Z, Y, X)" if rank == 3 else "(C, Y, X)"
+        )
+        raise VolumeError(
+            f"{volume.path}: expected {channels} channel(s), the input of {what} (a {rank}D "
+            f"model); received {volume.channels} (read as {volume.data.shape}, (C, *spatial)). "
+            f"A {volume.format} file of {rank} dims is one channel; channels are {layout}."
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +251,7 @@ def _zoo_list(args, console):
 
 def _zoo_info(args, console):
     zoo = _zoo()
-    text = zoo.card(args.name)
+    text = re.sub(r"\n?<!--.*?-->", "", zoo.card(args.name), flags=re.S)  # the recipe's markers
     weights = zoo.weights_path(args.name)
     console.result(text.rstrip("\n"))
     console.note(
@@ -217,24 +265,29 @@ def _zoo_info(args, console):
 def _summary(args, console):
     spec = _spec(args.target)
     rank = _rank(spec.build())
-    size = args.input_size
-    if size is not None and len(size) == 1:
-        size = size * rank
-    if size is not None and len(size) != rank:
-        raise ConfigError(
-            f"dilnet summary: --input-size: expected 1 or {rank} lengths (this is a {rank}D "
-            f"model); received {len(size)}."
-        )
+    size = _per_axis(args.input_size, rank, "--input-size")
     import pytensor
 
     # the dtype a Model of it computes in: float32, or what the model file records
     dtype = "float32"
-    if args.target.endswith(".npz"):
+    if args.target.lower().endswith(".npz"):
         dtype = _manifest(Path(args.target))["metadata"].get("dtype", dtype)
     with pytensor.config.change_flags(floatX=dtype):
         text = spec.summary(input_size=size, batch_size=args.batch_size, print_fn=None)
     console.result(text)
     return EXIT_OK
+
+
+def _per_axis(lengths, rank, option):
+    """One length for every axis, or one per axis."""
+    if lengths is None or len(lengths) == rank:
+        return lengths
+    if len(lengths) == 1:
+        return lengths * rank
+    raise ConfigError(
+        f"{option}: expected one length or {rank} (this is a {rank}D model); received "
+        f"{'x'.join(map(str, lengths))}."
+    )
 
 
 def _check_output(path, force, what="--output"):
@@ -257,21 +310,15 @@ def _predict(args, console):
     start = time.perf_counter()
     model, recorded = _load_model(args.model)
     rank = _rank(model.network)
+    tile = _per_axis(args.tile, rank, "--tile")
     volume = read_volume(args.input, rank=rank, key=args.key)
-    channels = model.network.input_layer.shape[1]
-    if volume.channels != channels:
-        raise VolumeError(
-            f"{volume.path}: expected {channels} channel(s), the input of {args.model}; received "
-            f"{volume.channels} ({volume.format} data of shape {volume.data.shape} as (C, *spatial))."
-        )
+    _check_channels(volume, model.network.input_layer.shape[1], rank, args.model)
+    _check_finite(volume)
     how = args.normalize or recorded["normalize"]
     console.note(
         f"{args.model}: {volume.path.name} {volume.data.shape[0]} channel(s) x "
         f"{'x'.join(map(str, volume.spatial))}, intensities: {how}"
     )
-    tile = args.tile
-    if tile is not None and len(tile) == 1:
-        tile = tile * rank
     probabilities = predict_volume(
         model,
         normalize(volume.data, how),
@@ -292,7 +339,7 @@ def _predict(args, console):
     return EXIT_OK
 
 
-def _read_pairs(pairs, base, rank, how, channels):
+def _read_pairs(pairs, base, rank, how, channels, classes, ignore_label):
     """(images, labels): images (C, *spatial) float32, labels int64 (*spatial)."""
     from .io.volume import read_volume
 
@@ -300,11 +347,8 @@ def _read_pairs(pairs, base, rank, how, channels):
     for pair in pairs:
         image = read_volume(base / pair.image, rank=rank)
         label = read_volume(base / pair.labels, rank=rank)
-        if image.channels != channels:
-            raise VolumeError(
-                f"{image.path}: expected {channels} channel(s), the model's input; received "
-                f"{image.channels}."
-            )
+        _check_channels(image, channels, rank, "the model")
+        _check_finite(image)
         if label.channels != 1 or label.spatial != image.spatial:
             raise VolumeError(
                 f"{label.path}: expected one label map of the image's size "
@@ -315,14 +359,27 @@ def _read_pairs(pairs, base, rank, how, channels):
             if not np.array_equal(values, np.round(values)):
                 raise VolumeError(
                     f"{label.path}: expected integer class labels; received non-integer values "
-                    f"(e.g. {values[values != np.round(values)].flat[0]!r})."
+                    f"(e.g. {float(values[values != np.round(values)].flat[0])}); round them "
+                    "or save the labels as integers."
                 )
+        values = values.astype(np.int64)
+        valid = (values >= 0) & (values < classes)
+        if ignore_label is not None:
+            valid |= values == ignore_label
+        if not valid.all():
+            found = np.unique(values[~valid])[:5].tolist()
+            raise VolumeError(
+                f"{label.path}: expected class labels 0..{classes - 1} (the model's "
+                f"{classes} classes){'' if ignore_label is None else f' or {ignore_label}'}; "
+                f"received {found}. Set num_classes in the model (or ignore_label in the config "
+                "for voxels without a class)."
+            )
         images.append(normalize(image.data, how))
-        labels.append(values.astype(np.int64))
+        labels.append(values)
     return images, labels
 
 
-def _train_data(config, base, rank, channels):
+def _train_data(config, base, rank, channels, classes):
     if config.builtin_data == "mni152":
         from dilnet_zoo.data.mni152 import hemispheres, load_mni152
 
@@ -334,8 +391,9 @@ def _train_data(config, base, rank, channels):
         (x, y), (x_val, y_val) = hemispheres(load_mni152())
         pairs = ([normalize(x[None], config.normalize)], [y])
         return pairs, ([normalize(x_val[None], config.normalize)], [y_val])
-    train = _read_pairs(config.train, base, rank, config.normalize, channels)
-    validation = _read_pairs(config.validation, base, rank, config.normalize, channels)
+    args = (base, rank, config.normalize, channels, classes, config.ignore_label)
+    train = _read_pairs(config.train, *args)
+    validation = _read_pairs(config.validation, *args)
     return train, validation if validation[0] else None
 
 
@@ -351,39 +409,51 @@ def _train(args, console):
     config = read_train_config(path)
     base = path.parent
     output = base / config.output
+    if not output.name.lower().endswith(".npz"):
+        raise ConfigError(f"{path}: $.output: expected a .npz file; received {config.output!r}.")
     _check_output(output, args.force, what="the config's output")
-    if not output.name.endswith(".npz"):
-        raise ConfigError(f"{path}: output: expected a .npz file; received {config.output!r}.")
 
+    zoo_name = config.model[4:] if isinstance(config.model, str) and config.model.startswith(
+        "zoo:") else None  # fmt: skip
+    if config.overrides and zoo_name is None:
+        raise ConfigError(f"{path}: $.overrides: expected none for a model that is not zoo:NAME; "
+                          f"received {config.overrides}.")  # fmt: skip
+    if config.pretrained and zoo_name is None:
+        raise ConfigError(f"{path}: $.pretrained: expected false for a model that is not "
+                          "zoo:NAME (a model .npz starts from its own weights); received true.")  # fmt: skip
     if isinstance(config.model, dict):
         spec = from_config(config.model)
-    elif config.model.startswith("zoo:"):
-        spec = _zoo().get_spec(config.model[4:], **config.overrides)
+    elif zoo_name is not None:
+        spec = _zoo().get_spec(zoo_name, **config.overrides)
     else:
         spec = _spec(str(base / config.model))
-    if config.overrides and not (isinstance(config.model, str) and config.model.startswith("zoo:")):
-        raise ConfigError(
-            f"{path}: overrides: only for zoo:NAME models; received {config.overrides}."
-        )
     model = Model(spec, seed=config.seed)
     if config.pretrained:
-        if not (isinstance(config.model, str) and config.model.startswith("zoo:")):
-            raise ConfigError(f"{path}: pretrained: only for zoo:NAME models.")
-        weights = _zoo().weights_path(config.model[4:])
+        entry = _zoo().info(zoo_name)
+        for key, value in config.overrides.items():
+            if key in entry.shape_overrides and value != entry.defaults[key]:
+                raise ConfigError(
+                    f"{path}: $.overrides.{key}: expected {entry.defaults[key]!r} with "
+                    f"pretrained=true (the weights have that shape; fine-tuning to another "
+                    f"{key} is not supported yet); received {value!r}."
+                )
+        weights = _zoo().weights_path(zoo_name)
         if weights is None:
-            raise ConfigError(f"{path}: pretrained: {config.model} has no pretrained weights.")
+            raise ConfigError(f"{path}: $.pretrained: {config.model} has no pretrained weights "
+                              f"(see `dilnet zoo list`).")  # fmt: skip
         model.load_weights(weights, cast=True)
-    elif isinstance(config.model, str) and config.model.endswith(".npz"):
+    elif isinstance(config.model, str) and config.model.lower().endswith(".npz"):
         model.load_weights(base / config.model, cast=True)
     network = model.network
     rank, channels = _rank(network), network.input_layer.shape[1]
     if len(config.patch_size) not in (1, rank):
         raise ConfigError(
-            f"{path}: patch_size: expected 1 or {rank} lengths (a {rank}D model); received "
+            f"{path}: $.patch_size: expected one length or {rank} (a {rank}D model); received "
             f"{list(config.patch_size)}."
         )
     patch = config.patch_size * rank if len(config.patch_size) == 1 else config.patch_size
-    (images, labels), validation = _train_data(config, base, rank, channels)
+    classes = network.output_shape[1]
+    (images, labels), validation = _train_data(config, base, rank, channels, classes)
 
     model.compile(config.optimizer, config.loss, list(config.metrics),
                   learning_rate=config.learning_rate, ignore_label=config.ignore_label)  # fmt: skip
@@ -416,7 +486,6 @@ def _train(args, console):
     if validation is not None:
         from .model.metrics import dice_per_class
 
-        classes = network.output_shape[1]
         dice = []
         for image, label in zip(*validation, strict=True):
             prediction = predict_volume(model, image, progress=False).argmax(axis=0)
@@ -440,6 +509,9 @@ def _train(args, console):
 def _demo(args, console):
     from dilnet_zoo import demo
 
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise VolumeError(f"{out}: the directory {out.parent} does not exist (--out).")
     argv = ["--model", args.model, "--out", args.out]
     return demo.main([*argv, "--quiet"] if console.quiet else argv)
 
@@ -448,15 +520,23 @@ def _demo(args, console):
 # the parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (and where to read more) instead of the usage
+    block first."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser():
     # --quiet/--debug work before or after the command: the subcommands' copies default to
     # SUPPRESS so they do not overwrite a value given before the command.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="no progress bars or notes; results and errors only")  # fmt: skip
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the traceback of an error")  # fmt: skip
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dilnet",
         description="Dilated volumetric networks: the zoo, summaries, prediction and training.",
         epilog="Exit codes: 0 success, 1 the work failed, 2 bad command line.",
@@ -479,8 +559,8 @@ def _parser():
         "summary", parents=[common], help="the layer table of a spec, a model or a zoo network"
     )
     summary.add_argument("target", type=_model_ref, metavar="SPEC.json|MODEL.npz|zoo:NAME")
-    summary.add_argument("--input-size", type=_positive_int, nargs="+", metavar="N",
-                         help="spatial lengths (one for all axes) for shapes and memory")  # fmt: skip
+    summary.add_argument("--input-size", type=_lengths, metavar="N|ZxYxX",
+                         help="spatial lengths for shapes and memory: 64 or 48x64x64")  # fmt: skip
     summary.add_argument("--batch-size", type=_positive_int, default=1)
     summary.set_defaults(run=_summary)
 
@@ -494,14 +574,16 @@ def _parser():
     predict.add_argument("--probabilities", action="store_true",
                          help="write the class probabilities (one channel per class) instead of "
                          "the labels")  # fmt: skip
-    predict.add_argument("--tile", type=_positive_int, nargs="+", metavar="N",
-                         help="output tile lengths (one for all axes)")  # fmt: skip
-    predict.add_argument("--memory-limit", type=_memory, default=None, metavar="SIZE",
-                         help="working memory of one batch, e.g. 2GiB (default 1GiB)")  # fmt: skip
+    tiling = predict.add_mutually_exclusive_group()
+    tiling.add_argument("--tile", type=_lengths, metavar="N|ZxYxX",
+                        help="output tile lengths: 32 or 32x64x64 (default: the largest tiles "
+                        "within the memory limit)")  # fmt: skip
+    tiling.add_argument("--memory-limit", type=_memory, default=None, metavar="SIZE",
+                        help="working memory of one batch, e.g. 2GiB (default 1GiB)")  # fmt: skip
     predict.add_argument("--batch-size", type=_positive_int, default=1, help="tiles per call")
     predict.add_argument("--normalize", choices=("none", "minmax"), default=None,
                          help="intensities: as they are, or min-max scaled to [0, 1] (default: "
-                         "what the model was trained with; none for zoo models)")  # fmt: skip
+                         "what the model was trained with; minmax for zoo models)")  # fmt: skip
     predict.add_argument("--force", action="store_true", help="replace an existing output")
     predict.set_defaults(run=_predict)
 
@@ -512,7 +594,8 @@ def _parser():
     train.set_defaults(run=_train)
 
     demo = commands.add_parser("demo", parents=[common], help="segment the MNI152 template")
-    demo.add_argument("--model", default="context3d-basic", choices=_zoo().list_models())
+    pretrained = [n for n in _zoo().list_models() if _zoo().weights_path(n) is not None]
+    demo.add_argument("--model", default="context3d-basic", choices=pretrained)
     demo.add_argument("--out", default="demo.png", help="the PNG montage")
     demo.set_defaults(run=_demo)
     return parser
@@ -543,6 +626,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`dilnet zoo list | head -1`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (DilnetError, OSError) as err:
         if args.debug:
             traceback.print_exc()

@@ -9,6 +9,7 @@ PNG montage (T1 | reference | prediction on axial, coronal and sagittal slices).
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -56,10 +57,13 @@ def main(argv=None):
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    if not Path(args.out).resolve().parent.is_dir():
+        print(f"dilnet demo: error: {args.out}: its directory does not exist.", file=sys.stderr)
+        return 1
     try:
         model = dilnet_zoo.load(args.model, pretrained=True)
     except DilnetError as err:
-        print(f"dilnet demo: {err}", file=sys.stderr)
+        print(f"dilnet demo: error: {err}", file=sys.stderr)
         return 1
     _, (t1, labels) = hemispheres(load_mni152())
     print(

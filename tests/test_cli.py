@@ -57,10 +57,16 @@ def zoo_model():
     return dilnet_zoo.load("context3d-basic", pretrained=True)
 
 
+def minmax(volume):
+    """Scaled to [0, 1] by hand: what the CLI does to a zoo network's input by default."""
+    volume = volume.astype(np.float64)
+    return ((volume - volume.min()) / (volume.max() - volume.min())).astype(np.float32)
+
+
 @pytest.fixture(scope="module")
 def zoo_prediction(mni, zoo_model):
     """The in-process prediction of the right hemisphere (the oracle for the CLI's files)."""
-    return predict_volume(zoo_model, mni["t1"], progress=False)
+    return predict_volume(zoo_model, minmax(mni["t1"]), progress=False)
 
 
 def test_version_and_help():
@@ -92,7 +98,10 @@ def test_zoo_list_matches_the_zoo():
 def test_zoo_info_prints_the_card():
     code, out, err = run("zoo", "info", "plain3d")
     assert code == 0, err
-    assert out.rstrip("\n") == dilnet_zoo.card("plain3d").rstrip("\n")
+    card = dilnet_zoo.card("plain3d")
+    assert "<!--" in card  # the recipe's markers, which the command leaves out
+    kept = "\n".join(line for line in card.splitlines() if not line.startswith("<!--"))
+    assert out.rstrip("\n") == kept.rstrip("\n")
     assert "weights:" in err and "plain3d.npz" in err
 
 
@@ -104,12 +113,15 @@ def test_summary_of_zoo_spec_and_model_file(tmp_path):
     code, out, err = run("summary", "zoo:plain3d", "--input-size", "24")
     assert (code, out.rstrip("\n")) == (0, expected), err
     (tmp_path / "spec.json").write_text(json.dumps(dilnet.to_config(spec)))
-    code, out, _ = run("summary", tmp_path / "spec.json", "--input-size", "24", "24", "24")
+    code, out, _ = run("summary", "--input-size", "24x24x24", tmp_path / "spec.json")
     assert (code, out.rstrip("\n")) == (0, expected)
     code, out, _ = run("summary", dilnet_zoo.weights_path("plain3d"), "--input-size", "24")
     assert (code, out.rstrip("\n")) == (0, expected)
-    code, _, err = run("summary", "zoo:plain3d", "--input-size", "24", "24")
-    assert code == 1 and "expected 1 or 3 lengths" in err
+    code, _, err = run("summary", "zoo:plain3d", "--input-size", "24x24")
+    assert code == 1 and "--input-size: expected one length or 3" in err
+    (tmp_path / "binary.json").write_bytes(b"\x00\xff\xfe")
+    code, _, err = run("summary", tmp_path / "binary.json")
+    assert code == 1 and err.endswith("binary.json: not a spec (not UTF-8 JSON text).\n")
 
 
 def test_predict_nifti_keeps_affine_and_header(mni, zoo_prediction):
@@ -132,8 +144,8 @@ def test_predict_nifti_keeps_affine_and_header(mni, zoo_prediction):
 def test_predict_tiled_quiet_is_identical_and_silent(mni):
     out = mni["dir"] / "seg-tiled.nii"
     code, out_text, err = run("predict", "--model", "zoo:context3d-basic", "--input",
-                              mni["dir"] / "t1.nii.gz", "--output", out, "--tile", "24",
-                              "--memory-limit", "256MiB", "--quiet")  # fmt: skip
+                              mni["dir"] / "t1.nii.gz", "--output", out, "--tile", "24x32x40",
+                              "--quiet")  # fmt: skip
     assert (code, out_text, err) == (0, "", "")
     whole = np.asarray(nib.load(mni["dir"] / "seg.nii.gz").dataobj)
     np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), whole)
@@ -160,16 +172,24 @@ def test_predict_probabilities_npy_and_other_inputs(mni, zoo_prediction):
         np.testing.assert_array_equal(npz["volume"], expected)
 
 
-def test_predict_minmax_normalisation(mni, zoo_model, tmp_path):
-    raw = mni["t1"] * 1000 + 50  # scanner-like units
+def test_predict_normalisation(mni, zoo_model, zoo_prediction, tmp_path):
+    # scanner-like int16 units: the zoo's default min-max scaling gives the template's result
+    raw = np.round(mni["t1"] * 1000 + 50).astype(np.int16)
     np.save(tmp_path / "raw.npy", raw)
     code, _, err = run("predict", "--model", "zoo:context3d-basic", "--input",
-                       tmp_path / "raw.npy", "--output", tmp_path / "seg.npy",
-                       "--normalize", "minmax", "-q")  # fmt: skip
+                       tmp_path / "raw.npy", "--output", tmp_path / "seg.npy")  # fmt: skip
     assert code == 0, err
-    scaled = (raw - raw.min()) / (raw.max() - raw.min())
-    expected = predict_volume(zoo_model, scaled.astype(np.float32), progress=False).argmax(axis=0)
-    np.testing.assert_array_equal(np.load(tmp_path / "seg.npy"), expected)
+    assert "intensities: minmax" in err
+    expected = predict_volume(zoo_model, minmax(raw), progress=False).argmax(axis=0)
+    labels = np.load(tmp_path / "seg.npy")
+    np.testing.assert_array_equal(labels, expected)
+    assert np.mean(dice_per_class(labels, mni["labels"], 4)[1:]) > 0.85
+    # --normalize none passes the intensities as they are
+    code, _, err = run("predict", "--model", "zoo:context3d-basic", "--input", mni["dir"] /
+                       "t1.npy", "--output", tmp_path / "none.npy", "--normalize", "none", "-q")  # fmt: skip
+    assert code == 0, err
+    expected = predict_volume(zoo_model, mni["t1"], progress=False).argmax(axis=0)
+    np.testing.assert_array_equal(np.load(tmp_path / "none.npy"), expected)
 
 
 def test_errors_are_one_line_with_exit_codes(mni, tmp_path):
@@ -198,9 +218,29 @@ def test_errors_are_one_line_with_exit_codes(mni, tmp_path):
     code, _, err = run("predict", *model, "--input", tmp_path / "two.npy", "--output",
                        tmp_path / "o.npy")  # fmt: skip
     assert code == 1 and "channel" in err and err.count("\n") == 1
-    # the command line is wrong: exit 2
-    assert run("predict", *model, "--input", d / "t1.npy", "--output", tmp_path / "o.npy",
-               "--memory-limit", "lots")[0] == 2  # fmt: skip
+    # NaN voxels would spread through every field they touch
+    t1 = mni["t1"].copy()
+    t1[10, 20, 30] = np.nan
+    np.save(tmp_path / "nan.npy", t1)
+    code, _, err = run("predict", *model, "--input", tmp_path / "nan.npy", "--output",
+                       tmp_path / "o.npy")  # fmt: skip
+    assert code == 1 and "received 1 NaN or infinite voxel(s)" in err and err.count("\n") == 1
+    assert not (tmp_path / "o.npy").exists()
+    # the reader of the output goes away: not an error
+    done = subprocess.run(f"'{DILNET}' zoo list | head -c 10", shell=True, capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.stdout == "name      " and done.stderr == ""
+    # the command line is wrong: exit 2, one line
+    code, _, err = run("predict", *model, "--input", d / "t1.npy", "--output", tmp_path / "o.npy",
+                       "--memory-limit", "lots")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("dilnet predict: error: argument --memory-limit:")
+    code, _, err = run("predict", *model, "--input", d / "t1.npy", "--output", tmp_path / "o.npy",
+                       "--memory-limit", "1GiB", "--tile", "32")  # fmt: skip
+    assert code == 2 and "not allowed with" in err and err.count("\n") == 1
+    code, _, err = run("predict", *model, "--input", d / "t1.npy", "--output", tmp_path / "o.npy",
+                       "--tile", "16x16")  # fmt: skip
+    assert code == 1 and "--tile: expected one length or 3" in err
     assert run("predict", "--input", d / "t1.npy")[0] == 2
     assert run("segment")[0] == 2
     assert run()[0] == 2
@@ -300,6 +340,39 @@ def test_train_config_errors_name_their_paths(tmp_path):
     (tmp_path / "missing.json").write_text(json.dumps(labels_only))
     code, _, err = run("train", tmp_path / "missing.json")
     assert code == 1 and "nowhere.nii.gz" in err and err.count("\n") == 1
+    # names Model.compile would reject are reported with their paths, all at once
+    names = {**labels_only, "optimizer": "adamw", "loss": "dice+ce", "metrics": ["dise"],
+             "schedule": "cosin"}  # fmt: skip
+    (tmp_path / "names.json").write_text(json.dumps(names))
+    code, _, err = run("train", tmp_path / "names.json")
+    assert code == 1 and "invalid config (4 problems)" in err
+    for where in ("$.optimizer", "$.loss", "$.metrics[0]", "$.schedule: expected one of "
+                  "constant, cosine (did you mean 'cosine'?)"):  # fmt: skip
+        assert where in err
+
+
+def test_train_data_errors_name_their_files(mni, tmp_path):
+    d = mni["dir"]
+    labels = mni["labels"].copy()
+    labels[0, 0, 0] = 7
+    nib.save(nib.Nifti1Image(labels.astype(np.uint8), mni["affine"]), tmp_path / "bad.nii.gz")
+    config = {"format": "dilnet.train", "format_version": 1, "model": "zoo:plain3d",
+              "train": [{"image": str(d / "t1.nii.gz"), "labels": "bad.nii.gz"}],
+              "patch_size": [16], "epochs": 1, "steps_per_epoch": 1}  # fmt: skip
+    (tmp_path / "c.json").write_text(json.dumps(config))
+    code, _, err = run("train", tmp_path / "c.json")
+    assert code == 1 and err.count("\n") == 1
+    assert "bad.nii.gz: expected class labels 0..3 (the model's 4 classes); received [7]" in err
+    # pretrained weights fix the classifier's shape
+    tuned = {**config, "train": [{"image": str(d / "t1.nii.gz"), "labels": "labels.nii.gz"}],
+             "model": "zoo:context3d-basic", "pretrained": True,
+             "overrides": {"num_classes": 2}}  # fmt: skip
+    (tmp_path / "tuned.json").write_text(json.dumps(tuned))
+    code, _, err = run("train", tmp_path / "tuned.json")
+    assert code == 1 and "$.overrides.num_classes: expected 4 with pretrained=true" in err
+    # a demo montage into a directory that does not exist fails before any work
+    code, _, err = run("demo", "--out", tmp_path / "nowhere" / "demo.png")
+    assert code == 1 and err.startswith("dilnet demo: error:") and err.count("\n") == 1
 
 
 def test_demo_command(tmp_path):

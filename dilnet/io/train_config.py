@@ -27,7 +27,8 @@ from pathlib import Path
 
 import attrs
 
-from ..errors import SpecError, invalid
+from ..blocks.base import suggest
+from ..errors import SpecError
 from .config import _problems, _report, converter
 
 __all__ = [
@@ -49,26 +50,21 @@ SCHEDULES = ("constant", "cosine")
 SAMPLING = ("random", "balanced")
 
 
-def _one_of(choices):
-    def check(instance, attribute, value):
-        if value not in choices:
-            raise SpecError(
-                invalid("TrainConfig", attribute.name, f"one of {', '.join(choices)}", value)
-            )
+class _Problems(SpecError):
+    """Several invalid values at once, each line already ``$.path: message``."""
 
-    return check
+    def __init__(self, problems):
+        super().__init__(_report(problems))
+        self.problems = problems
 
 
-def _positive(instance, attribute, value):
-    values = value if isinstance(value, tuple) else (value,)
-    if not values or any(v < 1 for v in values):
-        kind = "positive ints" if isinstance(value, tuple) else "an int >= 1"
-        raise SpecError(invalid("TrainConfig", attribute.name, kind, value))
+def _names():
+    """The names `Model.compile` accepts (imported late: dilnet.model imports dilnet.io)."""
+    from ..model.losses import LOSSES
+    from ..model.metrics import METRICS
+    from ..model.optimizers import OPTIMIZERS
 
-
-def _non_negative(instance, attribute, value):
-    if not value >= 0:
-        raise SpecError(invalid("TrainConfig", attribute.name, "a number >= 0", value))
+    return {"optimizer": tuple(OPTIMIZERS), "loss": tuple(LOSSES), "metrics": tuple(METRICS)}
 
 
 @attrs.frozen(kw_only=True)
@@ -92,47 +88,63 @@ class TrainConfig:
     pretrained: bool = False
     train: tuple[VolumePair, ...] = ()
     validation: tuple[VolumePair, ...] = ()
-    builtin_data: str | None = attrs.field(default=None)
-    patch_size: tuple[int, ...] = attrs.field(validator=_positive)
-    batch_size: int = attrs.field(default=2, validator=_positive)
-    epochs: int = attrs.field(default=10, validator=_positive)
-    steps_per_epoch: int = attrs.field(default=50, validator=_positive)
-    validation_steps: int = attrs.field(default=10, validator=_positive)
-    sampling: str = attrs.field(default="balanced", validator=_one_of(SAMPLING))
+    builtin_data: str | None = None
+    patch_size: tuple[int, ...]
+    batch_size: int = 2
+    epochs: int = 10
+    steps_per_epoch: int = 50
+    validation_steps: int = 10
+    sampling: str = "balanced"
     optimizer: str = "adam"
-    learning_rate: float = attrs.field(default=1e-3, validator=_non_negative)
-    schedule: str = attrs.field(default="constant", validator=_one_of(SCHEDULES))
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
     loss: str = "crossentropy"
     metrics: tuple[str, ...] = ("dice",)
-    normalize: str = attrs.field(default="none", validator=_one_of(NORMALIZE))
+    normalize: str = "none"
     ignore_label: int | None = None
     seed: int = 0
     output: str = "model.npz"
 
-    @builtin_data.validator
-    def _check_data(self, attribute, value):
-        if value is not None and value not in BUILTIN_DATA:
-            raise SpecError(
-                invalid("TrainConfig", "builtin_data", f"one of {', '.join(BUILTIN_DATA)}", value)
+    def __attrs_post_init__(self):
+        """Check every value; all problems are reported together, each with its path."""
+        problems = []
+
+        def bad(path, expected, value):
+            problems.append(f"$.{path}: expected {expected}; received {value!r}")
+
+        for name in ("batch_size", "epochs", "steps_per_epoch", "validation_steps"):
+            if getattr(self, name) < 1:
+                bad(name, "an int >= 1", getattr(self, name))
+        if not self.patch_size or min(self.patch_size) < 1:
+            bad("patch_size", "positive ints (one, or one per spatial axis)", list(self.patch_size))
+        if not self.learning_rate >= 0:
+            bad("learning_rate", "a number >= 0", self.learning_rate)
+        names = _names()
+        choices = {"sampling": SAMPLING, "schedule": SCHEDULES, "normalize": NORMALIZE,
+                   "optimizer": names["optimizer"], "loss": names["loss"]}  # fmt: skip
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                bad(name, f"one of {', '.join(allowed)}{suggest(value, allowed)}", value)
+        for i, metric in enumerate(self.metrics):
+            if metric not in names["metrics"]:
+                allowed = names["metrics"]
+                bad(f"metrics[{i}]", f"one of {', '.join(allowed)}{suggest(metric, allowed)}",
+                    metric)  # fmt: skip
+        if self.builtin_data is not None and self.builtin_data not in BUILTIN_DATA:
+            bad("builtin_data", f"one of {', '.join(BUILTIN_DATA)}", self.builtin_data)
+        if (self.builtin_data is None) == (not self.train):
+            problems.append(
+                "$.train: expected a list of {image, labels} files, or builtin_data instead "
+                "(one of the two); received " + ("neither" if not self.train else "both")
             )
-        if (value is None) == (not self.train):
-            raise SpecError(
-                invalid(
-                    "TrainConfig",
-                    "train",
-                    "a list of {image, labels} files, or builtin_data instead (one of the two)",
-                    [attrs.asdict(p) for p in self.train] or None,
-                )
+        if self.builtin_data is not None and self.validation:
+            problems.append(
+                f"$.validation: expected no validation files with builtin_data="
+                f"{self.builtin_data!r} (it has its own); received {len(self.validation)}"
             )
-        if value is not None and self.validation:
-            raise SpecError(
-                invalid(
-                    "TrainConfig",
-                    "validation",
-                    f"no validation files with builtin_data={value!r} (it has its own)",
-                    [attrs.asdict(p) for p in self.validation],
-                )
-            )
+        if problems:
+            raise _Problems(problems)
 
     def to_dict(self) -> dict:
         """The JSON form, with format and version (``train_config_from_dict`` reads it back)."""
@@ -156,10 +168,25 @@ def train_config_from_dict(data) -> TrainConfig:
     try:
         return _structure(body)
     except Exception as err:
+        found = _value_problems(err)
+        if found is not None:
+            raise SpecError(_report(found)) from None
         problems = list(_problems(err, "$"))
         if not problems:
             raise
         raise SpecError(_report(problems)) from None
+
+
+def _value_problems(err):
+    """The problems of a `_Problems` raised by ``__attrs_post_init__``, also when cattrs wrapped
+    it in an exception group; None if there is none."""
+    if isinstance(err, _Problems):
+        return err.problems
+    for sub in getattr(err, "exceptions", ()):
+        found = _value_problems(sub)
+        if found is not None:
+            return found
+    return None
 
 
 def _structure(body):
@@ -171,9 +198,11 @@ def read_train_config(path) -> TrainConfig:
     starting with the file for bad JSON or bad values."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise SpecError(f"{path}: cannot read the training config ({err.strerror}).") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a training config (not UTF-8 JSON text).") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
