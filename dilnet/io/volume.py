@@ -54,8 +54,13 @@ label map) or ``rank + 1`` dims channels-first (class probabilities) and writes:
   scaling is reset (``scl_slope = scl_inter = nan``: stored values are exact) and so is the
   display range (``cal_min = cal_max = 0``). An explicit `affine` overrides `like`'s and sets
   the sform/qform with `like`'s codes and zooms from the affine. With neither, the affine is
-  the identity and the codes are nibabel's defaults (sform 2 "aligned", qform 0). ``.nii.gz``
-  is gzip level 1 with ``mtime=0``, so equal data gives equal bytes.
+  the identity and the codes are nibabel's defaults (sform 2 "aligned", qform 0). Channels are
+  marked as a vector at each voxel, not a time series: intent ``"vector"`` (code 1007), the
+  time unit "unknown" and ``toffset = 0`` (`like`'s spatial unit is kept); a one-channel output
+  has no intent code. The file stays 4-D ``(X, Y, Z, C)``, the layout of multi-class
+  probability maps such as SPM's ``TPM.nii``, rather than NIfTI-1's 5-D vector layout
+  ``(X, Y, Z, 1, C)`` (which `read_volume` also accepts). ``.nii.gz`` is gzip level 1 with
+  ``mtime=0``, so equal data gives equal bytes.
 * ``.npy``: the array as is. ``.npz``: compressed, the array under ``"volume"``, plus
   ``"affine"`` when one is known (`affine`, else ``like.affine``).
 * TIFF: ``(Z, Y, X)`` as a stack, ``(C, Z, Y, X)`` as a hyperstack with series axes ``ZCYX``
@@ -346,7 +351,7 @@ def _npz_member(where: str, npz, key) -> str:
         raise VolumeError(f"{where}: expected an array; received an empty archive.")
     raise VolumeError(
         f"{where}: expected one array or one named {_NPZ_KEY!r}; received arrays {keys}. "
-        f"Pass key= to choose one."
+        f"Pass key= (--key on the command line) to choose one."
     )
 
 
@@ -523,7 +528,7 @@ def _nifti_image(array: np.ndarray, rank: int, like, affine) -> nib.Nifti1Image:
     if not isinstance(like_header, nib.Nifti1Header):
         if affine is None:
             affine = like.affine if like is not None and like.affine is not None else np.eye(4)
-        return nib.Nifti1Image(array, affine, dtype=array.dtype)
+        return _mark_channels(nib.Nifti1Image(array, affine, dtype=array.dtype), rank)
     header = like_header.copy()
     # Read now: nibabel resets the codes when the image's affine differs from the header's.
     sform_code, qform_code = int(header["sform_code"]), int(header["qform_code"])
@@ -546,6 +551,20 @@ def _nifti_image(array: np.ndarray, rank: int, like, affine) -> nib.Nifti1Image:
         if qform_code:
             image.set_qform(affine, code=qform_code)
         image.set_sform(affine, code=sform_code or "aligned")
+    return _mark_channels(image, rank)
+
+
+def _mark_channels(image: nib.Nifti1Image, rank: int) -> nib.Nifti1Image:
+    """The intent and units of `image`'s new data: a channel axis (``rank + 1`` dims) is a
+    vector at each voxel (intent ``"vector"``, 1007) without a time unit or offset; otherwise
+    no intent (`like`'s, a statistic or a vector, does not describe the new data)."""
+    header = image.header
+    if len(header.get_data_shape()) == rank + 1:
+        header.set_intent("vector")
+        header.set_xyzt_units(xyz=header.get_xyzt_units()[0], t="unknown")
+        header["toffset"] = 0
+    else:
+        header.set_intent("none")
     return image
 
 

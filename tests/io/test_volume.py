@@ -202,9 +202,39 @@ def test_write_nifti_channels_last_on_disk(tmp_path, t1_path, probs):
         np.testing.assert_array_equal(on_disk[..., c], probs[c])
     assert image.header.get_zooms() == (2.0, 2.0, 2.0, 1.0)
     assert (int(image.header["sform_code"]), int(image.header["qform_code"])) == (4, 1)
+    # a vector per voxel, not a time series: intent "vector", `like`'s "mm" but no "sec"
+    assert int(image.header["intent_code"]) == 1007
+    assert image.header.get_intent() == ("vector", (), "")
+    assert image.header.get_xyzt_units() == ("mm", "unknown")
+    assert float(image.header["toffset"]) == 0.0
     back = read_volume(out)  # channels first in memory
     assert back.data.shape == (2, *SHAPE)
     np.testing.assert_array_equal(back.data, probs)
+
+
+def test_write_nifti_intent(tmp_path, t1_path, mni, probs):
+    """Channels get intent "vector" with or without `like`; one channel gets none, even when
+    `like` has one (it describes `like`'s data, not the output's)."""
+    image = nib.load(write_volume(tmp_path / "plain.nii", probs))
+    assert int(image.header["intent_code"]) == 1007
+    assert image.header.get_xyzt_units() == ("unknown", "unknown")
+    vector_path = tmp_path / "vector.nii.gz"
+    write_volume(vector_path, probs, like=read_volume(t1_path))
+    like = read_volume(vector_path)  # a "vector" input, e.g. several modalities
+    assert like.data.shape == (2, *SHAPE)
+    labels = nib.load(write_volume(tmp_path / "labels.nii.gz", mni["labels"], like=like))
+    assert int(labels.header["intent_code"]) == 0
+    assert labels.header.get_xyzt_units() == ("mm", "unknown")
+    np.testing.assert_array_equal(np.asanyarray(labels.dataobj), mni["labels"])
+    again = nib.load(write_volume(tmp_path / "again.nii.gz", probs, like=like))
+    assert int(again.header["intent_code"]) == 1007
+    np.testing.assert_array_equal(read_volume(tmp_path / "again.nii.gz").data, probs)
+    # rank 2: (X, Y, C) on disk, a vector too
+    sliced = probs[:, :, :, 40]
+    flat = nib.load(write_volume(tmp_path / "slice.nii", sliced, rank=2))
+    assert flat.shape == (*SHAPE[:2], 2)
+    assert int(flat.header["intent_code"]) == 1007
+    np.testing.assert_array_equal(read_volume(tmp_path / "slice.nii", rank=2).data, sliced)
 
 
 def test_write_nifti_affine_overrides_like(tmp_path, t1_path, mni):
@@ -510,7 +540,7 @@ def test_npz_key_rules(tmp_path):
         VolumeError,
         match=message(
             f"{path}: expected one array or one named 'volume'; received arrays ['a', 'b']. "
-            "Pass key= to choose one."
+            "Pass key= (--key on the command line) to choose one."
         ),
     ):
         read_volume(path)
