@@ -92,6 +92,8 @@ class _Console:
 
     def __init__(self, quiet):
         self.quiet = quiet
+        # progress bars redraw a line: only on a terminal, not in a log file
+        self.progress = not quiet and sys.stderr.isatty()
 
     def note(self, text):
         if not self.quiet:
@@ -325,7 +327,7 @@ def _predict(args, console):
         tile=tile,
         memory_limit=args.memory_limit,
         batch_size=args.batch_size,
-        progress=not console.quiet,
+        progress=console.progress,
     )
     if args.probabilities:
         result, kind = probabilities, "class probabilities"
@@ -480,7 +482,8 @@ def _train(args, console):
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # fit's epoch lines are notes, not results
         history = model.fit(sampler, epochs=config.epochs, validation_data=val_sampler,
-                            callbacks=callbacks, verbose=0 if console.quiet else 1)  # fmt: skip
+                            callbacks=callbacks,
+                            verbose=0 if console.quiet else 1 if console.progress else 2)  # fmt: skip
     seconds = time.perf_counter() - start
     results = {}
     if validation is not None:

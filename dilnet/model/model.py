@@ -361,7 +361,9 @@ class Model:
         callbacks : sequence of Callback
             Called at the start and end of training, each epoch and each batch.
         verbose : int
-            1: a progress bar per epoch with the running loss and metrics; 0: silent.
+            1: a progress bar per epoch with the running loss and metrics, then the epoch's
+            logs on one line; 2: only that line (as Keras: for logs that are not a terminal);
+            0: silent.
         shuffle : bool
             Shuffle array samples each epoch.
         seed : int, optional
@@ -474,7 +476,7 @@ class Model:
             bar = tqdm(
                 total=steps,
                 desc=f"epoch {epoch + 1}/{epochs}",
-                disable=not verbose,
+                disable=verbose != 1,
                 leave=True,
                 dynamic_ncols=True,
             )

@@ -261,6 +261,16 @@ def test_progress_bar_shows_live_loss_and_metrics(capsys):
     assert f"accuracy={history.history['accuracy'][0]:.4g}" in err
 
 
+def test_verbose_2_prints_one_line_per_epoch_and_no_bar(capsys):
+    x, y = data()
+    history = model().fit(x, y, epochs=2, batch_size=2, verbose=2)
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2"]
+    assert f"loss={history.history['loss'][1]:.4g}" in lines[1]
+    assert "epoch 1/2" not in captured.err + captured.out  # no progress bar
+
+
 def test_save_puts_metadata_in_the_manifest(tmp_path):
     m = model()
     manifest = m.save(tmp_path / "m.npz", metadata={"training": {"steps": 3}})
