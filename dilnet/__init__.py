@@ -1,8 +1,9 @@
 """dilnet: dilated volumetric networks on PyTensor.
 
 The Lasagne module names are here too, so ``import dilnet as lasagne`` ports Lasagne code:
-`dilnet.layers`, `dilnet.init`, `dilnet.nonlinearities`, `dilnet.objectives`,
-`dilnet.updates`, `dilnet.random`.
+`dilnet.layers` (with `dilnet.layers.dnn`, Lasagne's cuDNN layer names), `dilnet.init`,
+`dilnet.nonlinearities`, `dilnet.objectives`, `dilnet.updates`, `dilnet.regularization`,
+`dilnet.random`, `dilnet.utils`.
 
 Models are written as specs: ``Sequential([...])`` of `dilnet.blocks`, compiled by
 `dilnet.build` (`dilnet.compiler`) into that layer graph, saved with `to_config` and read back
@@ -17,6 +18,7 @@ from . import layers as layers
 from . import nonlinearities as nonlinearities
 from . import objectives as objectives
 from . import random as random
+from . import regularization as regularization
 from . import shapes as shapes
 from . import updates as updates
 from .backends.select import get_cpu_kernels as get_cpu_kernels

@@ -1,11 +1,38 @@
-"""Argument normalisers shared by the Ops and the layers."""
+"""Argument normalisers shared by the Ops and the layers, and Lasagne's `floatX`.
+
+Of ``lasagne.utils`` only `floatX` is here under its Lasagne name and semantics. `as_tuple` is
+dilnet's own (it names the argument in its errors) and does not take Lasagne's
+``as_tuple(x, N, t=None)`` arguments.
+"""
 
 from collections.abc import Iterable
 from numbers import Integral
 
+import numpy as np
+import pytensor
+
 from .errors import ConfigError, invalid
 
-__all__ = ["as_tuple", "is_int"]
+__all__ = ["as_tuple", "floatX", "is_int"]
+
+
+def floatX(arr):
+    """`arr` as a numpy array of dtype ``pytensor.config.floatX`` (Lasagne's ``utils.floatX``).
+
+    ``np.asarray(arr, dtype=pytensor.config.floatX)``: scalars and nested lists become arrays,
+    an array that already has that dtype is returned as is (no copy), others are cast.
+
+    Parameters
+    ----------
+    arr : array_like
+        Data to cast.
+
+    Returns
+    -------
+    numpy.ndarray
+        `arr` with dtype ``pytensor.config.floatX``, read at call time.
+    """
+    return np.asarray(arr, dtype=pytensor.config.floatX)
 
 
 def is_int(value) -> bool:

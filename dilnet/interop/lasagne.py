@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError, invalid
 from ..layers.conv import ConvLayer, DilatedConv2DLayer, TransposedConvLayer
+from ..layers.dnn import Conv2DDNNLayer, Conv3DDNNLayer
 from ..layers.helper import _layer_params, set_all_param_values
 
 __all__ = ["convert_lasagne_param_values", "load_npz", "set_lasagne_param_values"]
@@ -71,9 +72,11 @@ def convert_lasagne_param_values(
     lasagne_flip_filters : bool or dict
         The ``flip_filters`` of the Lasagne convolution layers (Lasagne's default True), or a
         dict ``{layer name: bool}`` with Lasagne's defaults for names left out (True for
-        convolutions, False for transposed ones). Lasagne's `DilatedConv2DLayer` is always taken
-        as False; a bool applies to convolutions only, transposed layers keep False unless named
-        in a dict.
+        convolutions; False for transposed ones and for the cuDNN layers of
+        `dilnet.layers.dnn`, ``Conv2DDNNLayer``/``Conv3DDNNLayer``, whose Lasagne originals
+        default to False). Lasagne's `DilatedConv2DLayer` is always taken as False; a bool
+        applies to the plain convolutions only: transposed and cuDNN layers keep False unless
+        named in a dict.
     dilated_layers : iterable of str
         Names of dilnet layers whose weights came from a Lasagne `DilatedConv2DLayer`, when the
         dilnet layer is a plain `ConvLayer` (dilnet's dilated layers are recognised by type).
@@ -101,7 +104,7 @@ def convert_lasagne_param_values(
             value = np.swapaxes(value, 0, 1)
             source_flip = False
         else:
-            default = not isinstance(owner, TransposedConvLayer)
+            default = not isinstance(owner, TransposedConvLayer | Conv2DDNNLayer | Conv3DDNNLayer)
             if isinstance(lasagne_flip_filters, dict):
                 source_flip = lasagne_flip_filters.get(owner.name, default)
             else:

@@ -162,3 +162,6 @@ __all__ = [
     "set_all_param_values",
     "spatial_dropout",
 ]
+
+# Lasagne's cuDNN module names (`lasagne.layers.dnn`); not star-exported, as in Lasagne
+from . import dnn as dnn

@@ -88,3 +88,21 @@ def test_load_npz_refuses_pickles_and_foreign_archives(tmp_path):
         load_npz(tmp_path / "broken.npz")
     np.savez(tmp_path / "many.npz", *[np.full(2, i) for i in range(12)])
     assert [int(a[0]) for a in load_npz(tmp_path / "many.npz")] == list(range(12))
+
+
+def test_cudnn_layers_load_unflipped():
+    """Lasagne's Conv2DDNNLayer correlated (flip_filters=False by default): its saved W loads
+    as is into dilnet.layers.dnn.Conv2DDNNLayer and into a correlating Conv2DLayer, flipped into
+    a convolving one."""
+    r = rng(2)
+    W, b = r.standard_normal((3, 1, 3, 3)), r.standard_normal(3)
+    x = r.standard_normal((2, 1, 9, 9))
+    oracle = corr_reference(x, W, (1, 1), (1, 1), [(1, 1)] * 2) + b[:, None, None]
+    for make, flip_source in [
+        (lambda n: L.dnn.Conv2DDNNLayer(n, 3, 3, pad="same", nonlinearity=None), True),
+        (lambda n: L.Conv2DLayer(n, 3, 3, pad="same", nonlinearity=None), {"c": False}),
+    ]:
+        net = make(L.InputLayer((None, 1, 9, 9)))
+        net.name = "c"
+        set_lasagne_param_values(net, [W, b], lasagne_flip_filters=flip_source)
+        np.testing.assert_allclose(evaluate(net, x), oracle, rtol=1e-10)
