@@ -444,6 +444,114 @@ def dilnet_step(net, loss_fn, ref, cfg, strategy):
 
 
 # --------------------------------------------------------------------------------------------
+# the user's path: dilnet.model.Model(device="cuda") against the same network in PyTorch
+
+
+def model_spec(C):
+    """The context module as blocks: the same layers as `make_problem`'s, softmax over C
+    classes at the end."""
+    from dilnet import Sequential
+    from dilnet import blocks as B
+
+    return Sequential([
+        B.Input(channels=C),
+        B.DilatedStack(filters=C, dilations=DILATIONS, activation="relu"),
+        B.Classifier(num_classes=C),
+    ])  # fmt: skip
+
+
+@section("Model(device='cuda') vs PyTorch: a batch from host memory per step")
+def model_context(problem, cfg):
+    """Both sides take the batch from numpy each step and return the loss as a Python float:
+    ``Model.train_on_batch`` (SGD, cross-entropy) against PyTorch's conv3d stack with
+    ``F.cross_entropy`` and ``torch.optim.SGD``; ``predict_on_batch`` against softmax + ``.cpu()``;
+    then ``predict_volume`` on a volume twice the batch's size per axis, in tiles."""
+    import jax
+
+    from dilnet.inference import predict_volume
+    from dilnet.model import Model
+
+    torch, dev, _ = torch_setup()
+    F = torch.nn.functional
+    C = cfg["channels"]
+    x = problem["x"]
+    labels = np.argmax(problem["target"], axis=1)  # C classes per voxel
+    gpu = any(d.platform == "gpu" for d in jax.devices())
+    model = Model(model_spec(C), **({"device": "cuda"} if gpu else {"mode": "JAX"}))
+    names = [p.name for p in model.params]
+    values = [v for pair in zip(problem["W"], problem["b"], strict=True) for v in pair]
+    assert len(values) == len(names), names
+    model.set_weights(values)
+    model.compile("sgd", "crossentropy", learning_rate=LR)
+
+    Ws = [torch.tensor(w, device=dev, requires_grad=True) for w in problem["W"]]
+    bs = [torch.tensor(b, device=dev, requires_grad=True) for b in problem["b"]]
+    opt = torch.optim.SGD([*Ws, *bs], lr=LR)
+    dils = problem["dilations"]
+
+    def logits(h):
+        for i, (W, b, d) in enumerate(zip(Ws, bs, dils, strict=True)):
+            h = F.conv3d(h, W, b, padding=d * (W.shape[-1] // 2), dilation=d)
+            if i < len(dils) - 1:
+                h = F.relu(h)
+        return h
+
+    def torch_step():
+        opt.zero_grad(set_to_none=True)
+        xb = torch.from_numpy(x).to(dev)
+        yb = torch.from_numpy(labels).to(dev)
+        loss = F.cross_entropy(logits(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def torch_predict():
+        with torch.no_grad():
+            return logits(torch.from_numpy(x).to(dev)).softmax(dim=1).cpu().numpy()
+
+    out = {"device": str(model.device)}
+    p_torch = torch_predict()
+    p_dilnet = model.predict_on_batch(x)
+    out["predict_rel_diff_vs_torch"] = rel_diff(p_dilnet, p_torch)
+    loss_torch = torch_step()
+    loss_dilnet = model.train_on_batch(x, labels)["loss"]
+    out["loss_rel_diff_vs_torch"] = rel_diff(loss_dilnet, loss_torch)
+    out["after_step_rel_diff_vs_torch"] = rel_diff(model.predict_on_batch(x), torch_predict())
+    state = [v.get_value(borrow=True) for v in [*model.params, *model._optimizer_state]]
+    out["state_on_device"] = all(isinstance(v, jax.Array) for v in state)
+    nothing = lambda _: None  # noqa: E731  (both return host values: already synchronised)
+    out["torch_step_ms"], _ = median_ms(torch_step, nothing, reps=cfg["reps"])
+    out["model_step_ms"], _ = median_ms(
+        lambda: model.train_on_batch(x, labels), nothing, reps=cfg["reps"]
+    )
+    out["torch_predict_ms"], _ = median_ms(torch_predict, nothing, reps=cfg["reps"])
+    out["model_predict_ms"], _ = median_ms(
+        lambda: model.predict_on_batch(x), nothing, reps=cfg["reps"]
+    )
+    S = cfg["size"]
+    volume = np.random.default_rng(7).standard_normal((C, 2 * S, 2 * S, 2 * S), dtype=np.float32)
+    t0 = time.perf_counter()
+    tiled = predict_volume(model, volume, tile=(S, S, S), progress=False)
+    out["predict_volume_s"] = time.perf_counter() - t0
+    with torch.no_grad():
+        whole = logits(torch.from_numpy(volume[None]).to(dev)).softmax(dim=1)[0].cpu().numpy()
+    out["predict_volume_rel_diff_vs_torch_whole"] = rel_diff(tiled, whole)
+    log(
+        f"[{out['device']}] training step {out['model_step_ms']:.2f} ms vs PyTorch "
+        f"{out['torch_step_ms']:.2f} ms ({out['model_step_ms'] / out['torch_step_ms']:.2f}x); "
+        f"predict {out['model_predict_ms']:.2f} ms vs {out['torch_predict_ms']:.2f} ms; state on "
+        f"device: {out['state_on_device']}"
+    )
+    log(
+        f"agreement (max rel diff): predict {out['predict_rel_diff_vs_torch']:.1e}, loss "
+        f"{out['loss_rel_diff_vs_torch']:.1e}, after one step "
+        f"{out['after_step_rel_diff_vs_torch']:.1e}; predict_volume ({2 * S}³ in {S}³ tiles, "
+        f"{out['predict_volume_s']:.1f} s) vs PyTorch whole {out['predict_volume_rel_diff_vs_torch_whole']:.1e}"
+    )
+    RESULTS["model_context"] = out
+
+
+# --------------------------------------------------------------------------------------------
 # one layer: forward vs the backward-wrt-weights trick
 
 
@@ -596,6 +704,27 @@ def markdown():
             f"{ms(s.get('step_ms'))} | {ratio(s.get('step_ms'), t.get('step_ms'))} | ≤ 1.25{TIMES} | "
             f"{agree} |"
         )
+    m = RESULTS.get("model_context")
+    if m:
+        lines += [
+            "",
+            f"`Model(device=...)` on {m['device']}, the same network ending in a softmax, "
+            "cross-entropy, SGD; a batch from host memory per step, the loss back as a float:",
+            "",
+            "| call | PyTorch ms | dilnet ms | dilnet / PyTorch | agreement (max rel diff) |",
+            "|---|---|---|---|---|",
+            f"| `train_on_batch` | {ms(m['torch_step_ms'])} | {ms(m['model_step_ms'])} | "
+            f"{ratio(m['model_step_ms'], m['torch_step_ms'])} | loss "
+            f"{m['loss_rel_diff_vs_torch']:.1e}, after one step "
+            f"{m['after_step_rel_diff_vs_torch']:.1e} |",
+            f"| `predict_on_batch` | {ms(m['torch_predict_ms'])} | {ms(m['model_predict_ms'])} | "
+            f"{ratio(m['model_predict_ms'], m['torch_predict_ms'])} | "
+            f"{m['predict_rel_diff_vs_torch']:.1e} |",
+            "",
+            f"Parameters and optimizer state on the device between steps: "
+            f"{m['state_on_device']}; `predict_volume` in tiles vs PyTorch on the whole volume: "
+            f"{m['predict_volume_rel_diff_vs_torch_whole']:.1e}.",
+        ]
     layer = RESULTS.get("single_layer", {})
     if layer:
         lines += [
@@ -671,6 +800,8 @@ def main():
             section(f"dilnet context module: training step, '{strategies[0]}'")(dilnet_step)(
                 net, loss_fn, ref, cfg, strategies[0]
             )
+    free_torch_cache()
+    model_context(problem, cfg)
     single_layer(cfg)
     free_torch_cache()
     if net is not None and loss_fn is not None:

@@ -24,6 +24,7 @@ from ..nonlinearities import softmax
 from ..utils import is_int
 from .callbacks import Callback, History
 from .data import PatchSampler
+from .device import resolve_device
 from .losses import get_loss
 from .metrics import get_metric
 from .optimizers import get_optimizer
@@ -34,6 +35,31 @@ __all__ = ["DEFAULT_MODE", "Model", "load_model"]
 #: bench/model.py): the C VM runs a training step as fast as Numba's JIT but compiles a new
 #: graph in about a second from its on-disk cache, where Numba JITs for tens of seconds.
 DEFAULT_MODE = "CVM"
+
+
+class _OnDevice:
+    """A compiled function called on the model's JAX device (see `Device.active`).
+
+    Before a call, shared values that are numpy arrays (new weights from `set_weights` or a
+    checkpoint: ``set_value`` stores numpy) are put on the device once, so that no call copies
+    the parameters there again; the function's updates keep them there."""
+
+    def __init__(self, fn, device, x64):
+        self.fn, self.device, self.x64 = fn, device, x64
+        self.shared = [v for v in fn.get_shared() if hasattr(v, "container")]
+
+    def __call__(self, *args):
+        import jax
+
+        with self.device.active(self.x64):
+            for variable in self.shared:
+                storage = variable.container.storage
+                if isinstance(storage[0], np.ndarray):
+                    storage[0] = jax.device_put(storage[0], self.device.jax_device)
+            out = self.fn(*args)
+        # results come back to the host as numpy arrays (this also waits for the device)
+        return [np.asarray(o) for o in out] if isinstance(out, list) else np.asarray(out)
+
 
 _DTYPES = ("float32", "float64")
 
@@ -62,9 +88,16 @@ class Model:
     dtype : 'float32' or 'float64'
         Parameters, inputs and outputs.
     mode : str or pytensor Mode, optional
-        How functions are compiled (default `DEFAULT_MODE`, the C VM).
+        How functions are compiled (default `DEFAULT_MODE`, the C VM; ``"JAX"`` on the CPU
+        takes the GPU's code path there).
     seed : int, optional
         Seeds the initial weights and the dropout streams: equal seeds give equal models.
+    device : {'cpu', 'cuda', 'cuda:N'}, optional
+        Where to compute (default the CPU). A CUDA GPU runs every function through PyTensor's
+        JAX linker with the parameters and the optimizer's state kept on the device between
+        steps: only batches go there and only losses, metric counts and predictions come back
+        (`dilnet.model.device`). Without JAX, or with a JAX that sees no GPU, a `BackendError`
+        says what to install.
 
     Attributes
     ----------
@@ -76,7 +109,7 @@ class Model:
         Set by callbacks to end `fit` after the current step.
     """
 
-    def __init__(self, spec, *, dtype="float32", mode=None, seed=None):
+    def __init__(self, spec, *, dtype="float32", mode=None, seed=None, device=None):
         if isinstance(spec, list | tuple):
             spec = Sequential(list(spec))
         try:
@@ -87,6 +120,9 @@ class Model:
             raise ConfigError(invalid("Model", "dtype", "'float32' or 'float64'", dtype))
         if seed is not None and not (is_int(seed) and seed >= 0):
             raise ConfigError(invalid("Model", "seed", "an int >= 0 or None", seed))
+        self.device = resolve_device(device, mode)
+        if self.device.kind == "cuda":
+            mode = "JAX"
         mode = DEFAULT_MODE if mode is None else mode
         try:
             pytensor.compile.mode.get_mode(mode)
@@ -212,7 +248,10 @@ class Model:
         if kind in self._functions:
             return self._functions[kind]
         x, y = self.network.input_layer.input_var, self._labels
-        with pytensor.config.change_flags(floatX=self.dtype):
+        with (
+            pytensor.config.change_flags(floatX=self.dtype),
+            self.device.active(x64=self.dtype == "float64"),
+        ):
             if kind == "predict":
                 out = self.network.get_output(deterministic=True)
                 fn = pytensor.function([x], out, mode=self.mode)
@@ -231,6 +270,8 @@ class Model:
                     self._optimizer_state = [v for v in updates if v not in known]
                 fn = pytensor.function([x, y], [loss, *counts], updates=updates, mode=self.mode)
         fn.trust_input = False
+        if self.device.jax_device is not None:
+            fn = _OnDevice(fn, self.device, x64=self.dtype == "float64")
         self._functions[kind] = fn
         return fn
 
@@ -603,8 +644,9 @@ class Model:
         return self.network.get_params()
 
     def get_weights(self) -> list:
-        """Copies of all parameter values, in `params` order."""
-        return [p.get_value() for p in self.params]
+        """Copies of all parameter values as numpy arrays (from the device, if the model is on
+        one), in `params` order."""
+        return [np.array(p.get_value(borrow=True)) for p in self.params]
 
     def set_weights(self, values):
         """Set all parameters at once; nothing changes unless every value fits."""
@@ -617,7 +659,7 @@ class Model:
         included) and the optimizer's accumulators and dropout streams (`set_state`)."""
         return {
             "weights": self.get_weights(),
-            "optimizer": [(v, v.get_value()) for v in self._optimizer_state],
+            "optimizer": [(v, np.array(v.get_value(borrow=True))) for v in self._optimizer_state],
         }
 
     def set_state(self, state):
@@ -640,7 +682,7 @@ class Model:
             )
 
     def _arrays(self):
-        return {p.name: p.get_value() for p in self.params}
+        return {p.name: np.array(p.get_value(borrow=True)) for p in self.params}
 
     def _expected(self):
         return [(p.name, tuple(p.get_value(borrow=True).shape), str(p.dtype)) for p in self.params]

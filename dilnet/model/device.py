@@ -1,0 +1,128 @@
+"""Where a `Model` computes: the CPU (PyTensor's C VM, or its JAX linker) or a CUDA GPU (the
+JAX linker, with parameters and optimizer state kept as device arrays between steps).
+
+``Model(spec, device="cuda")`` compiles every function with PyTensor's JAX linker on the first
+CUDA GPU JAX sees (``"cuda:1"`` the second); only the batches move to the device and only the
+loss, the metric counts and the predictions come back. ``Model(spec, mode="JAX")`` runs the same
+code path on the CPU, which is how the test suite covers it on machines without a GPU.
+"""
+
+import contextlib
+import re
+import warnings
+
+import attrs
+
+from ..errors import BackendError, ConfigError, invalid
+
+__all__ = ["Device", "resolve_device"]
+
+#: what to install for a CUDA JAX (JAX's installation guide names the wheel per CUDA version)
+JAX_CUDA_HINT = 'pip install -U "jax[cuda13]" (or "jax[cuda12]" for CUDA 12 drivers)'
+_PATTERN = re.compile(r"^(cpu|cuda|gpu)(?::(\d+))?$")
+# With float64 off (dilnet computes in float32 on the GPU), JAX warns where PyTensor's graph asks
+# for a float64 accumulator or index and computes it in float32, as PyTorch does.
+_X64_WARNING = r"Explicitly requested dtype .* requested in .* is not available"
+# PyTensor's JAX linker drops the graph's shape assertions (JAX traces them away) and says so;
+# Model checks every input's shape before calling, so nothing is lost.
+_ASSERT_WARNING = r"Skipping .* Op \(assertion: .*\) as JAX tracing would remove it"
+
+
+@attrs.frozen
+class Device:
+    """A resolved device: `kind` ('cpu' or 'cuda'), its `index`, and the JAX device object
+    (None for the C VM on the CPU)."""
+
+    kind: str
+    index: int = 0
+    jax_device: object = None
+
+    def __str__(self):
+        return self.kind if self.kind == "cpu" else f"{self.kind}:{self.index}"
+
+    @contextlib.contextmanager
+    def active(self, x64=False):
+        """Compile and call within this: JAX places new arrays on this device, computes with
+        64-bit types only for a float64 model (`x64`), and its float32-for-float64 warnings
+        (expected then) are silenced.
+
+        JAX's 64-bit switch is otherwise global and PyTensor sets it once, from ``floatX`` when
+        its JAX dispatch is first imported; a float32 model run while it is on computed a
+        batch-norm mean in float64 (slow on a GPU), so each model sets it for its own calls."""
+        if self.jax_device is None:
+            yield
+            return
+        import jax
+
+        with (
+            jax.default_device(self.jax_device),
+            _x64(jax, x64),
+            warnings.catch_warnings(),
+        ):
+            warnings.filterwarnings("ignore", message=_X64_WARNING, category=UserWarning)
+            warnings.filterwarnings("ignore", message=_ASSERT_WARNING, category=UserWarning)
+            yield
+
+
+def _x64(jax, enabled):
+    """JAX's 64-bit switch as a context (``jax.enable_x64`` in JAX >= 0.5, else the
+    experimental one)."""
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(enabled)
+    from jax import experimental
+
+    return experimental.enable_x64() if enabled else experimental.disable_x64()
+
+
+def _jax(where, device):
+    try:
+        import jax
+    except ImportError:
+        raise BackendError(
+            f"{where}: device={device!r} runs through PyTensor's JAX linker, and JAX is not "
+            f"installed; install a CUDA build of JAX: {JAX_CUDA_HINT}."
+        ) from None
+    return jax
+
+
+def resolve_device(device, mode, where="Model"):
+    """`Device` for ``device`` (None, 'cpu', 'cuda', 'cuda:N'; 'gpu' is 'cuda') and `mode`.
+
+    With a CUDA device the mode must be None or 'JAX'. `BackendError` (an `ImportError`) when
+    JAX is missing or sees no such GPU, saying what to install; `ConfigError` for anything
+    else.
+    """
+    text = "cpu" if device is None else device
+    match = _PATTERN.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ConfigError(invalid(where, "device", "'cpu', 'cuda' or 'cuda:N'", device))
+    kind = "cpu" if match.group(1) == "cpu" else "cuda"
+    index = int(match.group(2) or 0)
+    if kind == "cpu":
+        if index:
+            raise ConfigError(invalid(where, "device", "'cpu' (one CPU device)", device))
+        if mode == "JAX":
+            jax = _jax(where, device)
+            return Device("cpu", 0, jax.devices("cpu")[0])
+        return Device("cpu")
+    if mode not in (None, "JAX"):
+        raise ConfigError(
+            invalid(where, "mode", f"None or 'JAX' with device={device!r} (the GPU path)", mode)
+        )
+    jax = _jax(where, device)
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:
+        gpus = []
+    if not gpus:
+        found = ", ".join(str(d) for d in jax.devices())
+        raise BackendError(
+            f"{where}: device={device!r}: JAX finds no CUDA GPU (its devices: {found}). Install a "
+            f"CUDA build of JAX ({JAX_CUDA_HINT}) on a machine with an NVIDIA GPU and driver "
+            "(check `nvidia-smi`), or use device='cpu'."
+        )
+    if index >= len(gpus):
+        raise ConfigError(
+            invalid(where, "device", f"cuda:0 to cuda:{len(gpus) - 1} ({len(gpus)} GPU(s))", device)
+        )
+    return Device("cuda", index, gpus[index])

@@ -1,0 +1,178 @@
+"""The device path of `Model` (PyTensor's JAX linker, state kept as device arrays), run on the
+CPU's JAX device: it must train, evaluate and predict as the C VM does (the oracle: the same
+model compiled by the C VM, from the same seed), keep its parameters and optimizer state as JAX
+arrays between steps, and fail clearly where there is no GPU or no JAX."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+from dilnet import BackendError, ConfigError, Sequential, dilated_conv
+from dilnet import blocks as B
+from dilnet.inference import predict_volume
+from dilnet.model import Model, load_model
+from dilnet.model.device import resolve_device
+
+
+def spec():
+    return Sequential([
+        B.Input(channels=1),
+        B.Conv(filters=4, batch_norm=True),
+        B.DilatedStack(filters=4, dilations=(1, 2), residual=True),
+        B.Dropout(rate=0.0),
+        B.Classifier(num_classes=3),
+    ])  # fmt: skip
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 1, 10, 12, 8)).astype("float32")
+    y = np.clip((x[:, 0] * 3).astype("int64"), 0, 2)
+    return x, y
+
+
+def trained(**kwargs):
+    x, y = data()
+    model = Model(spec(), seed=0, **kwargs)
+    model.compile("adam", "crossentropy+dice", ["dice"], learning_rate=0.01)
+    history = model.fit(x, y, batch_size=2, epochs=3, verbose=0, shuffle=False)
+    return model, history
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return trained(), trained(mode="JAX")
+
+
+def test_jax_training_follows_the_c_vm(pair):
+    (cvm, h_cvm), (jx, h_jax) = pair
+    assert jx.device.jax_device == jax.devices("cpu")[0] and cvm.device.jax_device is None
+    np.testing.assert_allclose(h_jax.history["loss"], h_cvm.history["loss"], rtol=2e-4)
+    np.testing.assert_allclose(h_jax.history["dice"], h_cvm.history["dice"], rtol=2e-3)
+    for a, b in zip(jx.get_weights(), cvm.get_weights(), strict=True):
+        assert isinstance(a, np.ndarray)
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
+
+
+def test_parameters_and_optimizer_state_stay_device_arrays(pair):
+    _, (jx, _) = pair
+    state = [*jx.params, *jx._optimizer_state]
+    assert len(jx._optimizer_state) >= 2 * len(jx.network.get_params(trainable=True))
+    for variable in state:
+        value = variable.get_value(borrow=True)
+        assert isinstance(value, jax.Array), variable
+        assert value.devices() == {jax.devices("cpu")[0]}
+    # a step updates them in place on the device: new arrays, still JAX arrays, no numpy copy
+    before = [v.get_value(borrow=True) for v in state]
+    x, y = data()
+    jx.train_on_batch(x[:2], y[:2])
+    after = [v.get_value(borrow=True) for v in state]
+    assert all(isinstance(a, jax.Array) for a in after)
+    assert any(a is not b for a, b in zip(after, before, strict=True))
+
+
+def test_loaded_weights_move_to_the_device_once(pair):
+    (cvm, _), (jx, _) = pair
+    jx.set_weights(cvm.get_weights())  # set_value stores numpy arrays
+    assert isinstance(jx.params[0].get_value(borrow=True), np.ndarray)
+    x, _ = data()
+    out = jx.predict_on_batch(x[:1])  # a function without updates: the call itself moves them
+    assert type(out) is np.ndarray  # results come back as numpy arrays
+    for p in jx.params:
+        assert isinstance(p.get_value(borrow=True), jax.Array)
+        assert p.get_value(borrow=True).devices() == {jax.devices("cpu")[0]}
+    first = jx.params[0].get_value(borrow=True)
+    jx.predict_on_batch(x[:1])
+    assert jx.params[0].get_value(borrow=True) is first  # not copied again
+
+
+def test_evaluate_predict_and_tiles_match_the_c_vm(pair):
+    (cvm, _), (jx, _) = pair
+    x, y = data()
+    jx.set_weights(cvm.get_weights())  # same weights: the outputs must agree to rounding
+    for key, value in cvm.evaluate(x, y).items():
+        np.testing.assert_allclose(jx.evaluate(x, y)[key], value, rtol=1e-4, atol=1e-6)
+    volume = np.random.default_rng(3).random((1, 30, 26, 22)).astype("float32")
+    whole = cvm.predict(volume[None])[0]
+    tiled = predict_volume(jx, volume, tile=(16, 16, 16), progress=False)
+    assert isinstance(tiled, np.ndarray)
+    np.testing.assert_allclose(tiled, whole, rtol=1e-4, atol=1e-6)
+
+
+def test_a_float32_model_computes_in_32_bits_even_with_jax_x64_on():
+    """PyTensor turns JAX's 64-bit switch on for the whole process when its JAX dispatch is
+    first imported with floatX float64. With it on, after another JAX function had run, a
+    float32 model computed a batch-norm mean in float64 (JAX warned, an error here, when it
+    scattered the gradient back); the model now turns the switch off for its own calls."""
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        # a plain float32 JAX function first, as a user's session might have (docs/gpu.md)
+        rng = np.random.default_rng(0)
+        xv = pt.tensor("x", dtype="float32", shape=(None, 4, None, None, None))
+        W = pytensor.shared(rng.normal(0, 0.1, (4, 4, 3, 3, 3)).astype("float32"))
+        cost = pt.sqr(pt.maximum(dilated_conv(xv, W, dilation=2), 0)).mean()
+        step = pytensor.function([xv], cost, mode="JAX",
+                                 updates={W: W - np.float32(0.1) * pytensor.grad(cost, W)})  # fmt: skip
+        step(rng.random((1, 4, 16, 16, 16)).astype("float32"))
+        spec = Sequential([B.Input(channels=1), B.Conv(filters=4, batch_norm=True),
+                           B.DilatedStack(filters=4, dilations=(1, 2, 4)),
+                           B.Classifier(num_classes=3)])  # fmt: skip
+        model = Model(spec, mode="JAX", seed=0)
+        model.compile("adam", "crossentropy", learning_rate=0.01)
+        x, y = data()
+        history = model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+        assert model.predict_on_batch(x[:1]).dtype == np.float32
+        assert all(v.get_value(borrow=True).dtype == np.float32 for v in model.params)
+        assert np.isfinite(history.history["loss"]).all()
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+
+
+def test_save_and_load_from_the_device(pair, tmp_path):
+    _, (jx, _) = pair
+    jx.save(tmp_path / "m.npz")
+    again = load_model(tmp_path / "m.npz")
+    for a, b in zip(again.get_weights(), jx.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_device_arguments_are_checked():
+    for bad in ("tpu", "cuda:x", 3, "cpu:1"):
+        with pytest.raises(ConfigError, match=r"Model: invalid value for `device`"):
+            Model(spec(), device=bad)
+    with pytest.raises(ConfigError, match=r"Expected None or 'JAX' with device='cuda'"):
+        Model(spec(), device="cuda", mode="CVM")
+    assert str(resolve_device(None, None)) == "cpu"
+
+
+@pytest.mark.skipif(bool(jax.devices()[0].platform == "gpu"), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_says_what_to_install():
+    with pytest.raises(BackendError, match=r"JAX finds no CUDA GPU \(its devices: "):
+        Model(spec(), device="cuda")
+    with pytest.raises(ImportError, match=r'pip install -U "jax\[cuda13\]"'):
+        Model(spec(), device="cuda:1")
+
+
+def test_cuda_without_jax_says_what_to_install():
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["jax"] = None   # as if JAX were not installed
+        from dilnet import Sequential, BackendError, blocks as B
+        from dilnet.model import Model
+        try:
+            Model(Sequential([B.Input(channels=1), B.Classifier(num_classes=2)]), device="cuda")
+        except BackendError as err:
+            print(err)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ}, check=True)  # fmt: skip
+    assert done.stdout.startswith("Model: device='cuda' runs through PyTensor's JAX linker, and "
+                                  "JAX is not installed; install a CUDA build of JAX")  # fmt: skip
