@@ -16,7 +16,12 @@ after warm-up (``jax.block_until_ready`` / ``torch.cuda.synchronize`` around eac
      returns only the loss), checked with ``jax.transfer_guard("disallow")``. Timed once per
      weight-gradient strategy of ``dilnet.backends.jax_backend`` (the default, space_to_batch, first).
    Same initial values for both; agreement: forward output, loss, gradients, loss after a step.
-2. One dilated layer, x (N, C, S^3), W (C, C, 3, 3, 3), d = 1, 2, 4: the forward pass against
+2. The user's path: ``dilnet.model.Model(spec, device="cuda")`` (the same network from blocks,
+   ending in a softmax; cross-entropy, SGD) against the same network in PyTorch, both taking
+   the batch from host memory each step and returning the loss as a float: ``train_on_batch``
+   and ``predict_on_batch`` times, agreement, whether the state stayed on the device, and
+   ``predict_volume`` in tiles against PyTorch on the whole volume.
+3. One dilated layer, x (N, C, S^3), W (C, C, 3, 3, 3), d = 1, 2, 4: the forward pass against
    Lasagne's 2016 "backward-wrt-weights trick" (the dilated forward computed as the weight
    gradient of a valid convolution strided by the dilation), through dilnet's own
    ``DilatedCorrGradWeights`` in JAX mode and through PyTorch (``torch.nn.grad.conv3d_weight``).

@@ -2,9 +2,9 @@
 
     dilnet zoo list                          the zoo's networks
     dilnet zoo info NAME                     a network's model card
-    dilnet summary SPEC.json|MODEL.npz|zoo:NAME [--input-size Z Y X]
+    dilnet summary SPEC.json|MODEL.npz|zoo:NAME [--input-size N|ZxYxX] [--batch-size N]
     dilnet predict --model zoo:NAME|MODEL.npz --input VOLUME --output VOLUME
-                   [--tile Z Y X] [--memory-limit 1GiB] [--probabilities] [--normalize minmax]
+                   [--memory-limit 1GiB | --tile N|ZxYxX] [--probabilities] [--normalize minmax]
     dilnet train CONFIG.json                 train as a JSON config says (dilnet.io.train_config)
     dilnet demo                              the main job: segment the MNI152 template
 

@@ -151,8 +151,18 @@ def weights_path(name, weights_dir=None):
     return Path(str(packaged)) if packaged.is_file() else None
 
 
-def load(name, pretrained=False, *, weights_dir=None, mode=None, dtype="float32", **overrides):
-    """A `dilnet.model.Model` of zoo network `name`.
+def load(
+    name,
+    pretrained=False,
+    *,
+    weights_dir=None,
+    mode=None,
+    dtype="float32",
+    device=None,
+    **overrides,
+):
+    """A `dilnet.model.Model` of zoo network `name`, on `device` (``"cuda"``: see
+    `dilnet.model.Model`).
 
     With ``pretrained=True`` its weights are loaded (checksums, names and shapes verified
     before any parameter changes); overrides that change parameter shapes (``num_classes``,
@@ -184,7 +194,7 @@ def load(name, pretrained=False, *, weights_dir=None, mode=None, dtype="float32"
                 f"{name}.npz in weights_dir or $DILNET_ZOO_DIR); train them with "
                 f"`python -m dilnet_zoo.recipes.train {name}` or use pretrained=False."
             )
-    model = Model(spec, mode=mode, dtype=dtype)
+    model = Model(spec, mode=mode, dtype=dtype, device=device)
     if path is not None:
         model.load_weights(path, cast=True)
     return model

@@ -23,6 +23,7 @@ JSON paths (``$.patch_size[1]: expected an int; received 'x'``); nothing is eval
 """
 
 import json
+import math
 from pathlib import Path
 
 import attrs
@@ -117,8 +118,10 @@ class TrainConfig:
                 bad(name, "an int >= 1", getattr(self, name))
         if not self.patch_size or min(self.patch_size) < 1:
             bad("patch_size", "positive ints (one, or one per spatial axis)", list(self.patch_size))
-        if not self.learning_rate >= 0:
-            bad("learning_rate", "a number >= 0", self.learning_rate)
+        if not (math.isfinite(self.learning_rate) and self.learning_rate >= 0):
+            bad("learning_rate", "a finite number >= 0", self.learning_rate)
+        if self.seed < 0:
+            bad("seed", "an int >= 0", self.seed)
         names = _names()
         choices = {"sampling": SAMPLING, "schedule": SCHEDULES, "normalize": NORMALIZE,
                    "optimizer": names["optimizer"], "loss": names["loss"]}  # fmt: skip

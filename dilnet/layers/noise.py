@@ -4,7 +4,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
-from pytensor.tensor.random.basic import binomial, normal
+from pytensor.tensor.random.basic import normal, uniform
 
 from .. import random as dilnet_random
 from ..errors import ConfigError, invalid
@@ -70,8 +70,10 @@ class DropoutLayer(Layer):
         mask_shape = tuple(
             1 if a in self.shared_axes else input.shape[a] for a in range(input.ndim)
         )
-        next_rng, mask = binomial(1, retain, size=mask_shape, rng=self._rng, return_next_rng=True)
-        mask = pt.cast(mask, input.dtype)
+        # Bernoulli(retain) as uniform < retain: every linker has uniform (JAX's has no
+        # binomial without NumPyro)
+        next_rng, u = uniform(0, 1, size=mask_shape, rng=self._rng, return_next_rng=True)
+        mask = pt.cast(pt.lt(u, retain), input.dtype)
         if self.shared_axes:
             mask = pt.specify_broadcastable(mask, *self.shared_axes)
         out = input * mask

@@ -26,6 +26,9 @@ _X64_WARNING = r"Explicitly requested dtype .* requested in .* is not available"
 # PyTensor's JAX linker drops the graph's shape assertions (JAX traces them away) and says so;
 # Model checks every input's shape before calling, so nothing is lost.
 _ASSERT_WARNING = r"Skipping .* Op \(assertion: .*\) as JAX tracing would remove it"
+# Dropout's generators: the JAX linker keeps its own copy (a JAX key) inside each compiled
+# function and advances that; documented on Model (get_state does not capture those draws).
+_RNG_WARNING = r"The RandomType SharedVariables .* will not be used in the compiled JAX graph"
 
 
 @attrs.frozen
@@ -61,6 +64,7 @@ class Device:
         ):
             warnings.filterwarnings("ignore", message=_X64_WARNING, category=UserWarning)
             warnings.filterwarnings("ignore", message=_ASSERT_WARNING, category=UserWarning)
+            warnings.filterwarnings("ignore", message=_RNG_WARNING, category=UserWarning)
             yield
 
 
@@ -78,11 +82,23 @@ def _jax(where, device):
     try:
         import jax
     except ImportError:
+        if device in (None, "cpu"):
+            raise BackendError(
+                f"{where}: mode='JAX' needs JAX; install it: pip install 'dilnet[jax]'."
+            ) from None
         raise BackendError(
             f"{where}: device={device!r} runs through PyTensor's JAX linker, and JAX is not "
             f"installed; install a CUDA build of JAX: {JAX_CUDA_HINT}."
         ) from None
     return jax
+
+
+def is_jax(mode) -> bool:
+    """Whether `mode` (a name or a pytensor Mode) compiles with PyTensor's JAX linker."""
+    if mode == "JAX":
+        return True
+    linker = getattr(mode, "linker", None)
+    return type(linker).__name__ == "JAXLinker"
 
 
 def resolve_device(device, mode, where="Model"):
@@ -101,11 +117,11 @@ def resolve_device(device, mode, where="Model"):
     if kind == "cpu":
         if index:
             raise ConfigError(invalid(where, "device", "'cpu' (one CPU device)", device))
-        if mode == "JAX":
+        if is_jax(mode):
             jax = _jax(where, device)
             return Device("cpu", 0, jax.devices("cpu")[0])
         return Device("cpu")
-    if mode not in (None, "JAX"):
+    if not (mode is None or is_jax(mode)):
         raise ConfigError(
             invalid(where, "mode", f"None or 'JAX' with device={device!r} (the GPU path)", mode)
         )

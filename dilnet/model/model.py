@@ -7,6 +7,7 @@ checked before anything compiles.
 """
 
 import contextlib
+import copy
 import math
 import os
 
@@ -35,6 +36,14 @@ __all__ = ["DEFAULT_MODE", "Model", "load_model"]
 #: bench/model.py): the C VM runs a training step as fast as Numba's JIT but compiles a new
 #: graph in about a second from its on-disk cache, where Numba JITs for tens of seconds.
 DEFAULT_MODE = "CVM"
+
+
+def _host_copy(value):
+    """A copy on the host: a numpy array for arrays (also JAX ones), a deep copy of anything
+    else (the random generators of dropout streams)."""
+    if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
+        return np.array(value)
+    return copy.deepcopy(value)
 
 
 class _OnDevice:
@@ -97,7 +106,10 @@ class Model:
         JAX linker with the parameters and the optimizer's state kept on the device between
         steps: only batches go there and only losses, metric counts and predictions come back
         (`dilnet.model.device`). Without JAX, or with a JAX that sees no GPU, a `BackendError`
-        says what to install.
+        says what to install. There, dropout draws from a JAX key kept inside each compiled
+        function: `get_state`/`set_state` restore the weights and the optimizer's state but
+        not those draws. A model on a device is not thread-safe (its calls set JAX's default
+        device and warning filters). ``mode="JAX"`` without a device runs on the CPU.
 
     Attributes
     ----------
@@ -659,7 +671,7 @@ class Model:
         included) and the optimizer's accumulators and dropout streams (`set_state`)."""
         return {
             "weights": self.get_weights(),
-            "optimizer": [(v, np.array(v.get_value(borrow=True))) for v in self._optimizer_state],
+            "optimizer": [(v, _host_copy(v.get_value(borrow=True))) for v in self._optimizer_state],
         }
 
     def set_state(self, state):
@@ -731,9 +743,9 @@ class Model:
         )
 
 
-def load_model(path, *, mode=None) -> Model:
+def load_model(path, *, mode=None, device=None) -> Model:
     """A `Model` from a file written by `Model.save` or `Model.save_weights` (spec and dtype
-    from the file's manifest; weights verified before use)."""
+    from the file's manifest; weights verified before use), on `device` (as in `Model`)."""
     from ..io.config import from_config
     from ..io.weights import read_checkpoint
 
@@ -748,6 +760,6 @@ def load_model(path, *, mode=None) -> Model:
     dtype = metadata.get("dtype") or next(
         (np.dtype(p["dtype"]).name for p in manifest["params"]), "float32"
     )
-    model = Model(from_config(metadata["spec"]), dtype=dtype, mode=mode)
+    model = Model(from_config(metadata["spec"]), dtype=dtype, mode=mode, device=device)
     model.load_weights(path)
     return model

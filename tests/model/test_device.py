@@ -26,7 +26,7 @@ def spec():
         B.Input(channels=1),
         B.Conv(filters=4, batch_norm=True),
         B.DilatedStack(filters=4, dilations=(1, 2), residual=True),
-        B.Dropout(rate=0.0),
+        B.Dropout(rate=0.25),
         B.Classifier(num_classes=3),
     ])  # fmt: skip
 
@@ -51,8 +51,21 @@ def pair():
     return trained(), trained(mode="JAX")
 
 
-def test_jax_training_follows_the_c_vm(pair):
-    (cvm, h_cvm), (jx, h_jax) = pair
+def pair_without_dropout():
+    """Dropout draws differ between linkers (numpy's generator vs JAX's keys)."""
+
+    def run(**kwargs):
+        x, y = data()
+        model = Model(Sequential([b for b in spec().blocks if not isinstance(b, B.Dropout)]),
+                      seed=0, **kwargs)  # fmt: skip
+        model.compile("adam", "crossentropy+dice", ["dice"], learning_rate=0.01)
+        return model, model.fit(x, y, batch_size=2, epochs=3, verbose=0, shuffle=False)
+
+    return run(), run(mode="JAX")
+
+
+def test_jax_training_follows_the_c_vm():
+    (cvm, h_cvm), (jx, h_jax) = pair_without_dropout()
     assert jx.device.jax_device == jax.devices("cpu")[0] and cvm.device.jax_device is None
     np.testing.assert_allclose(h_jax.history["loss"], h_cvm.history["loss"], rtol=2e-4)
     np.testing.assert_allclose(h_jax.history["dice"], h_cvm.history["dice"], rtol=2e-3)
@@ -63,19 +76,59 @@ def test_jax_training_follows_the_c_vm(pair):
 
 def test_parameters_and_optimizer_state_stay_device_arrays(pair):
     _, (jx, _) = pair
-    state = [*jx.params, *jx._optimizer_state]
-    assert len(jx._optimizer_state) >= 2 * len(jx.network.get_params(trainable=True))
+    # (the dropout stream's generator stays numpy: the JAX function keeps its own key)
+    rngs = [
+        v for v in jx._optimizer_state if isinstance(v.get_value(borrow=True), np.random.Generator)
+    ]
+    state = [*jx.params, *(v for v in jx._optimizer_state if v not in rngs)]
+    assert len(rngs) == 1
+    assert len(state) >= len(jx.params) + 2 * len(jx.network.get_params(trainable=True))
     for variable in state:
         value = variable.get_value(borrow=True)
         assert isinstance(value, jax.Array), variable
         assert value.devices() == {jax.devices("cpu")[0]}
-    # a step updates them in place on the device: new arrays, still JAX arrays, no numpy copy
-    before = [v.get_value(borrow=True) for v in state]
+    # a step updates them on the device: new values, still JAX arrays, no numpy copy
+    trainable = jx.network.get_params(trainable=True)
+    before = {v: np.array(v.get_value(borrow=True)) for v in [*trainable, *state]}
     x, y = data()
     jx.train_on_batch(x[:2], y[:2])
-    after = [v.get_value(borrow=True) for v in state]
-    assert all(isinstance(a, jax.Array) for a in after)
-    assert any(a is not b for a, b in zip(after, before, strict=True))
+    for v in state:
+        assert isinstance(v.get_value(borrow=True), jax.Array)
+    for v in trainable:  # every trainable parameter moved (Adam moves them all)
+        assert not np.array_equal(np.asarray(v.get_value(borrow=True)), before[v]), v
+
+
+def test_dropout_trains_and_state_round_trips_on_the_device(pair):
+    """Dropout (rate 0.25) runs through JAX, with new masks each step; get_state/set_state put
+    the weights and the optimizer's state back (what NaNGuard relies on)."""
+    _, (jx, _) = pair
+    x, y = data()
+    state = jx.get_state()
+    assert all(type(w) is np.ndarray for w in state["weights"])
+    first = jx.train_on_batch(x[:2], y[:2])
+    second = jx.train_on_batch(x[:2], y[:2])
+    assert first["loss"] != second["loss"]
+    jx.set_state(state)
+    assert isinstance(jx.params[0].get_value(borrow=True), np.ndarray)  # set from the host
+    for p, w in zip(jx.params, state["weights"], strict=True):
+        np.testing.assert_array_equal(p.get_value(borrow=True), w)
+    for v, value in state["optimizer"]:
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(np.asarray(v.get_value(borrow=True)), value)
+    assert np.isfinite(jx.train_on_batch(x[:2], y[:2])["loss"])
+    assert isinstance(jx.params[0].get_value(borrow=True), jax.Array)  # moved back
+
+
+def test_state_round_trips_with_dropout_on_the_c_vm():
+    model = Model(spec(), seed=0)
+    model.compile("adam", "crossentropy", learning_rate=0.01)
+    x, y = data()
+    model.train_on_batch(x[:2], y[:2])
+    state = model.get_state()  # includes the dropout stream's generator
+    first = model.train_on_batch(x[:2], y[:2])
+    model.set_state(state)
+    again = model.train_on_batch(x[:2], y[:2])
+    assert again == first
 
 
 def test_loaded_weights_move_to_the_device_once(pair):
@@ -176,3 +229,30 @@ def test_cuda_without_jax_says_what_to_install():
                           env={**os.environ}, check=True)  # fmt: skip
     assert done.stdout.startswith("Model: device='cuda' runs through PyTensor's JAX linker, and "
                                   "JAX is not installed; install a CUDA build of JAX")  # fmt: skip
+
+
+def test_a_jax_mode_object_takes_the_device_path_too():
+    from pytensor.compile.mode import get_mode
+
+    model = Model(spec(), mode=get_mode("JAX"), seed=0)
+    assert model.device.jax_device == jax.devices("cpu")[0]
+    x, _ = data()
+    assert type(model.predict_on_batch(x[:1])) is np.ndarray
+
+
+def test_saved_and_zoo_models_load_onto_a_device(tmp_path):
+    import dilnet_zoo
+
+    zoo_cvm = dilnet_zoo.load("plain3d", pretrained=True)
+    zoo_jax = dilnet_zoo.load("plain3d", pretrained=True, mode="JAX")
+    t1 = np.random.default_rng(5).random((1, 1, 20, 20, 20)).astype("float32")
+    np.testing.assert_allclose(zoo_jax.predict(t1), zoo_cvm.predict(t1), rtol=1e-4, atol=1e-6)
+    zoo_cvm.save(tmp_path / "z.npz")
+    again = load_model(tmp_path / "z.npz", mode="JAX")
+    assert again.device.jax_device is not None
+    np.testing.assert_allclose(again.predict(t1), zoo_cvm.predict(t1), rtol=1e-4, atol=1e-6)
+    if not any(d.platform == "gpu" for d in jax.devices()):
+        with pytest.raises(BackendError, match="JAX finds no CUDA GPU"):
+            load_model(tmp_path / "z.npz", device="cuda")
+        with pytest.raises(BackendError, match="JAX finds no CUDA GPU"):
+            dilnet_zoo.load("plain3d", pretrained=True, device="cuda")
