@@ -254,14 +254,11 @@ def free_torch_cache():
         pass
 
 
-@section("PyTorch context module")
-def torch_context(problem, cfg):
-    torch, dev, sync = torch_setup()
+def torch_network(torch, dev, problem):
+    """(weights, biases, forward) of the context module in PyTorch, from `problem`'s values."""
     F = torch.nn.functional
     Ws = [torch.tensor(w, device=dev, requires_grad=True) for w in problem["W"]]
     bs = [torch.tensor(b, device=dev, requires_grad=True) for b in problem["b"]]
-    x = torch.tensor(problem["x"], device=dev)
-    target = torch.tensor(problem["target"], device=dev)
     dils = problem["dilations"]
 
     def forward(h):
@@ -271,6 +268,16 @@ def torch_context(problem, cfg):
                 h = F.relu(h)
         return h
 
+    return Ws, bs, forward
+
+
+@section("PyTorch context module")
+def torch_context(problem, cfg):
+    torch, dev, sync = torch_setup()
+    F = torch.nn.functional
+    Ws, bs, forward = torch_network(torch, dev, problem)
+    x = torch.tensor(problem["x"], device=dev)
+    target = torch.tensor(problem["target"], device=dev)
     opt = torch.optim.SGD([*Ws, *bs], lr=LR)
 
     def step():
@@ -489,17 +496,8 @@ def model_context(problem, cfg):
     model.set_weights(values)
     model.compile("sgd", "crossentropy", learning_rate=LR)
 
-    Ws = [torch.tensor(w, device=dev, requires_grad=True) for w in problem["W"]]
-    bs = [torch.tensor(b, device=dev, requires_grad=True) for b in problem["b"]]
+    Ws, bs, logits = torch_network(torch, dev, problem)
     opt = torch.optim.SGD([*Ws, *bs], lr=LR)
-    dils = problem["dilations"]
-
-    def logits(h):
-        for i, (W, b, d) in enumerate(zip(Ws, bs, dils, strict=True)):
-            h = F.conv3d(h, W, b, padding=d * (W.shape[-1] // 2), dilation=d)
-            if i < len(dils) - 1:
-                h = F.relu(h)
-        return h
 
     def torch_step():
         opt.zero_grad(set_to_none=True)
