@@ -430,20 +430,24 @@ def _train(args, console):
     else:
         spec = _spec(str(base / config.model))
     model = Model(spec, seed=config.seed)
+    skipped = []
     if config.pretrained:
         entry = _zoo().info(zoo_name)
-        for key, value in config.overrides.items():
-            if key in entry.shape_overrides and value != entry.defaults[key]:
-                raise ConfigError(
-                    f"{path}: $.overrides.{key}: expected {entry.defaults[key]!r} with "
-                    f"pretrained=true (the weights have that shape; fine-tuning to another "
-                    f"{key} is not supported yet); received {value!r}."
-                )
         weights = _zoo().weights_path(zoo_name)
         if weights is None:
             raise ConfigError(f"{path}: $.pretrained: {config.model} has no pretrained weights "
                               f"(see `dilnet zoo list`).")  # fmt: skip
-        model.load_weights(weights, cast=True)
+        # overrides that change shapes (a new number of classes): fine-tune what still fits
+        reshaped = [k for k, v in config.overrides.items()
+                    if k in entry.shape_overrides and v != entry.defaults[k]]  # fmt: skip
+        skipped = model.load_weights(weights, cast=True, skip_mismatch=bool(reshaped)).get(
+            "skipped", []
+        )
+        if skipped:
+            console.note(
+                f"pretrained {zoo_name} with {', '.join(reshaped)} changed: {len(skipped)} "
+                f"parameter(s) start from their initial values: {', '.join(skipped)}"
+            )
     elif isinstance(config.model, str) and config.model.lower().endswith(".npz"):
         model.load_weights(base / config.model, cast=True)
     network = model.network
@@ -498,6 +502,7 @@ def _train(args, console):
         "config": config.to_dict(),
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "train_seconds": seconds,
+        "pretrained_skipped": skipped,
         "dilnet_version": dilnet.__version__,
         **results,
     }

@@ -363,13 +363,23 @@ def test_train_data_errors_name_their_files(mni, tmp_path):
     code, _, err = run("train", tmp_path / "c.json")
     assert code == 1 and err.count("\n") == 1
     assert "bad.nii.gz: expected class labels 0..3 (the model's 4 classes); received [7]" in err
-    # pretrained weights fix the classifier's shape
-    tuned = {**config, "train": [{"image": str(d / "t1.nii.gz"), "labels": "labels.nii.gz"}],
-             "model": "zoo:context3d-basic", "pretrained": True,
-             "overrides": {"num_classes": 2}}  # fmt: skip
+    # fine-tuning the pretrained network to 2 classes (brain vs background): the body loads,
+    # the classifier starts from its initial values
+    brain = (mni["labels"] > 0).astype(np.uint8)
+    nib.save(nib.Nifti1Image(brain, mni["affine"]), tmp_path / "brain.nii.gz")
+    tuned = {**config, "train": [{"image": str(d / "t1.nii.gz"), "labels": "brain.nii.gz"}],
+             "model": "zoo:context3d-basic", "pretrained": True, "normalize": "minmax",
+             "overrides": {"num_classes": 2}, "output": "tuned.npz"}  # fmt: skip
     (tmp_path / "tuned.json").write_text(json.dumps(tuned))
-    code, _, err = run("train", tmp_path / "tuned.json")
-    assert code == 1 and "$.overrides.num_classes: expected 4 with pretrained=true" in err
+    code, _, err = run("train", tmp_path / "tuned.json", "-q")
+    assert code == 0, err
+    model = load_model(tmp_path / "tuned.npz")
+    head = [p.name for p in model.params if p.name.startswith(model.network.layers[-1].path)]
+    assert model.network.output_shape[1] == 2 and len(head) == 2
+    from dilnet.io.weights import read_checkpoint
+
+    _, manifest = read_checkpoint(tmp_path / "tuned.npz")
+    assert manifest["metadata"]["training"]["pretrained_skipped"] == head
     # a demo montage into a directory that does not exist fails before any work
     code, _, err = run("demo", "--out", tmp_path / "nowhere" / "demo.png")
     assert code == 1 and err.startswith("dilnet demo: error:") and err.count("\n") == 1

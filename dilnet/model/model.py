@@ -710,19 +710,50 @@ class Model:
             metadata={"kind": "weights", "spec": self.spec.to_config(), "dtype": self.dtype},
         )
 
-    def load_weights(self, path, *, cast=False):
+    def load_weights(self, path, *, cast=False, skip_mismatch=False):
         """Read weights written by `save_weights` or `save`. The file's checksums, names,
         shapes and dtypes are all verified before any parameter changes; with ``cast=True``
         float weights of another precision (a float64 checkpoint into a float32 model) are
-        converted."""
+        converted.
+
+        With ``skip_mismatch=True`` (Keras's name, for fine-tuning, e.g. a pretrained network
+        with a new classifier) only the parameters whose name, shape and dtype fit are loaded;
+        the others keep their values and are listed in the returned manifest's ``"skipped"``.
+        The checksums are still verified, and a file of which nothing fits is an error.
+        """
+        from ..errors import WeightsError
         from ..io.weights import read_checkpoint, verify_against
 
+        where = "Model.load_weights"
         if not isinstance(cast, bool):
-            raise ConfigError(invalid("Model.load_weights", "cast", "True or False", cast))
+            raise ConfigError(invalid(where, "cast", "True or False", cast))
+        if not isinstance(skip_mismatch, bool):
+            raise ConfigError(invalid(where, "skip_mismatch", "True or False", skip_mismatch))
         arrays, manifest = read_checkpoint(os.fspath(path))
-        verify_against(manifest, self._expected(), where=os.fspath(path), cast=cast)
-        self.set_weights([arrays[p.name].astype(p.dtype, copy=False) for p in self.params])
-        return manifest
+        if not skip_mismatch:
+            verify_against(manifest, self._expected(), where=os.fspath(path), cast=cast)
+            self.set_weights([arrays[p.name].astype(p.dtype, copy=False) for p in self.params])
+            return manifest
+
+        def fits(p):
+            a = arrays.get(p.name)
+            if a is None or a.shape != p.get_value(borrow=True).shape:
+                return False
+            floats = np.issubdtype(a.dtype, np.floating) and p.dtype.startswith("float")
+            return a.dtype == p.dtype or (cast and floats)
+
+        loaded = {p.name for p in self.params if fits(p)}
+        if not loaded:
+            raise WeightsError(
+                f"{os.fspath(path)}: no parameter fits this model (skip_mismatch=True loads those "
+                "whose name and shape match)."
+            )
+        values = [
+            arrays[p.name].astype(p.dtype, copy=False) if p.name in loaded else w
+            for p, w in zip(self.params, self.get_weights(), strict=True)
+        ]
+        self.set_weights(values)
+        return {**manifest, "skipped": [p.name for p in self.params if p.name not in loaded]}
 
     def save(self, path, metadata=None):
         """Write the whole model: its spec config, dtype and weights, in one file; `metadata`

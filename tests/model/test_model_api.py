@@ -298,3 +298,32 @@ def test_patch_sampler_augment_is_applied_reproducibly_and_checked():
         PatchSampler([volume], [labels], 4, augment=lambda x, y, rng: (x[:, :2], y)).sample()
     with pytest.raises(ConfigError, match=r"`augment`. Expected a callable"):
         PatchSampler([volume], [labels], 4, augment=3)
+
+
+def test_load_weights_skip_mismatch_keeps_what_does_not_fit(tmp_path):
+    """Fine-tuning to other classes: the body comes from the file, the new classifier keeps its
+    initial values (oracle: each model's own values before loading)."""
+    source = Model(spec(classes=4), mode=FAST, seed=1)
+    source.save(tmp_path / "four.npz")
+    target = Model(spec(classes=3), mode=FAST, seed=2)
+    initial = dict(zip([p.name for p in target.params], target.get_weights(), strict=True))
+    stored = dict(zip([p.name for p in source.params], source.get_weights(), strict=True))
+    manifest = target.load_weights(tmp_path / "four.npz", skip_mismatch=True)
+    head = [p.name for p in target.params if p.name.startswith("blocks[2].")]
+    assert manifest["skipped"] == head and head  # the classifier's W and b
+    for p, value in zip(target.params, target.get_weights(), strict=True):
+        expected = initial[p.name] if p.name in head else stored[p.name]
+        np.testing.assert_array_equal(value, expected)
+    # without it, the mismatch is an error and nothing changes
+    with pytest.raises(WeightsError, match=r"'blocks\[2\].conv.W': shape differs"):
+        Model(spec(classes=3), mode=FAST).load_weights(tmp_path / "four.npz")
+    # checksums are still verified, and a file of which nothing fits is refused
+    raw = bytearray((tmp_path / "four.npz").read_bytes())
+    raw[len(raw) // 3] ^= 0xFF
+    (tmp_path / "bad.npz").write_bytes(bytes(raw))
+    with pytest.raises(WeightsError, match=r"bad\.npz"):
+        target.load_weights(tmp_path / "bad.npz", skip_mismatch=True)
+    other = Model(Sequential([B.Input(channels=2, spatial=(None, None)),
+                              B.Conv(filters=5, kernel=1)]), mode=FAST)  # fmt: skip
+    with pytest.raises(WeightsError, match=r"no parameter fits this model"):
+        other.load_weights(tmp_path / "four.npz", skip_mismatch=True)
