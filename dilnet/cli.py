@@ -437,16 +437,27 @@ def _train(args, console):
         if weights is None:
             raise ConfigError(f"{path}: $.pretrained: {config.model} has no pretrained weights "
                               f"(see `dilnet zoo list`).")  # fmt: skip
-        # overrides that change shapes (a new number of classes): fine-tune what still fits
-        reshaped = [k for k, v in config.overrides.items()
-                    if k in entry.shape_overrides and v != entry.defaults[k]]  # fmt: skip
-        skipped = model.load_weights(weights, cast=True, skip_mismatch=bool(reshaped)).get(
-            "skipped", []
-        )
+        for key, value in config.overrides.items():
+            # a new number of classes changes the classifier only; other shape overrides would
+            # leave almost nothing of the pretrained weights
+            if (
+                key in entry.shape_overrides
+                and key != "num_classes"
+                and value != entry.defaults[key]
+            ):
+                raise ConfigError(
+                    f"{path}: $.overrides.{key}: expected {entry.defaults[key]!r} with "
+                    f"pretrained=true (the pretrained weights have that shape; only num_classes "
+                    f"may change, which retrains the classifier); received {value!r}."
+                )
+        new_classes = config.overrides.get("num_classes", entry.defaults.get("num_classes"))
+        fine_tune = new_classes != entry.defaults.get("num_classes")
+        skipped = model.load_weights(weights, cast=True, skip_mismatch=fine_tune)["skipped"]
         if skipped:
             console.note(
-                f"pretrained {zoo_name} with {', '.join(reshaped)} changed: {len(skipped)} "
-                f"parameter(s) start from their initial values: {', '.join(skipped)}"
+                f"pretrained {zoo_name} with num_classes={new_classes}: {len(skipped)} "
+                f"parameter(s) of the classifier start from their initial values: "
+                f"{', '.join(skipped)}"
             )
     elif isinstance(config.model, str) and config.model.lower().endswith(".npz"):
         model.load_weights(base / config.model, cast=True)

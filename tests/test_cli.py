@@ -367,19 +367,46 @@ def test_train_data_errors_name_their_files(mni, tmp_path):
     # the classifier starts from its initial values
     brain = (mni["labels"] > 0).astype(np.uint8)
     nib.save(nib.Nifti1Image(brain, mni["affine"]), tmp_path / "brain.nii.gz")
-    tuned = {**config, "train": [{"image": str(d / "t1.nii.gz"), "labels": "brain.nii.gz"}],
-             "model": "zoo:context3d-basic", "pretrained": True, "normalize": "minmax",
-             "overrides": {"num_classes": 2}, "output": "tuned.npz"}  # fmt: skip
+    tuned = {
+        **config,
+        "train": [{"image": str(d / "t1.nii.gz"), "labels": "brain.nii.gz"}],
+        "model": "zoo:context3d-basic",
+        "pretrained": True,
+        "normalize": "minmax",
+        "overrides": {"num_classes": 2},
+        "output": "tuned.npz",
+        "learning_rate": 0.0,
+    }  # fmt: skip  (rate 0: the loaded weights stay as loaded)
     (tmp_path / "tuned.json").write_text(json.dumps(tuned))
-    code, _, err = run("train", tmp_path / "tuned.json", "-q")
+    code, _, err = run("train", tmp_path / "tuned.json")
     assert code == 0, err
     model = load_model(tmp_path / "tuned.npz")
     head = [p.name for p in model.params if p.name.startswith(model.network.layers[-1].path)]
     assert model.network.output_shape[1] == 2 and len(head) == 2
+    assert (
+        f"2 parameter(s) of the classifier start from their initial values: {', '.join(head)}"
+        in err
+    )
     from dilnet.io.weights import read_checkpoint
 
     _, manifest = read_checkpoint(tmp_path / "tuned.npz")
     assert manifest["metadata"]["training"]["pretrained_skipped"] == head
+    pretrained, _ = read_checkpoint(dilnet_zoo.weights_path("context3d-basic"))
+    from dilnet.model import Model
+
+    fresh = Model(
+        dilnet_zoo.get_spec("context3d-basic", num_classes=2), seed=0
+    )  # seed 0, as trained
+    fresh = dict(zip([p.name for p in fresh.params], fresh.get_weights(), strict=True))
+    for p, value in zip(model.params, model.get_weights(), strict=True):
+        if p in model.network.get_params(trainable=True):
+            expected = fresh[p.name] if p.name in head else pretrained[p.name]
+            np.testing.assert_allclose(value, expected, rtol=1e-6, err_msg=p.name)
+    # other shape overrides leave too little of the weights: refused
+    wide = {**tuned, "overrides": {"channels": 8}, "output": "wide.npz"}
+    (tmp_path / "wide.json").write_text(json.dumps(wide))
+    code, _, err = run("train", tmp_path / "wide.json")
+    assert code == 1 and "$.overrides.channels: expected 16 with pretrained=true" in err
     # a demo montage into a directory that does not exist fails before any work
     code, _, err = run("demo", "--out", tmp_path / "nowhere" / "demo.png")
     assert code == 1 and err.startswith("dilnet demo: error:") and err.count("\n") == 1

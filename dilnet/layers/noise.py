@@ -70,10 +70,11 @@ class DropoutLayer(Layer):
         mask_shape = tuple(
             1 if a in self.shared_axes else input.shape[a] for a in range(input.ndim)
         )
-        # Bernoulli(retain) as uniform < retain: every linker has uniform (JAX's has no
-        # binomial without NumPyro)
+        # Bernoulli(retain) from a uniform: every linker has uniform (JAX's has no binomial
+        # without NumPyro)
+        # drop where u < p, so that p == 0 keeps everything even where u rounds to 1
         next_rng, u = uniform(0, 1, size=mask_shape, rng=self._rng, return_next_rng=True)
-        mask = pt.cast(pt.lt(u, retain), input.dtype)
+        mask = pt.cast(pt.ge(u, self.p), input.dtype)
         if self.shared_axes:
             mask = pt.specify_broadcastable(mask, *self.shared_axes)
         out = input * mask

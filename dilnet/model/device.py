@@ -98,7 +98,11 @@ def is_jax(mode) -> bool:
     if mode == "JAX":
         return True
     linker = getattr(mode, "linker", None)
-    return type(linker).__name__ == "JAXLinker"
+    if linker is None:
+        return False
+    from pytensor.link.jax.linker import JAXLinker
+
+    return isinstance(linker, JAXLinker)
 
 
 def resolve_device(device, mode, where="Model"):

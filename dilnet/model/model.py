@@ -133,7 +133,7 @@ class Model:
         if seed is not None and not (is_int(seed) and seed >= 0):
             raise ConfigError(invalid("Model", "seed", "an int >= 0 or None", seed))
         self.device = resolve_device(device, mode)
-        if self.device.kind == "cuda":
+        if self.device.kind == "cuda" and mode is None:
             mode = "JAX"
         mode = DEFAULT_MODE if mode is None else mode
         try:
@@ -280,6 +280,14 @@ class Model:
                     known = set(self.params) | {lr}
                     # accumulators of the rule, and the dropout streams: state to snapshot
                     self._optimizer_state = [v for v in updates if v not in known]
+                    if self.device.jax_device is not None:
+                        # the JAX linker copies each generator into the function and never
+                        # advances ours: a fresh one per compile, or a recompiled function
+                        # would replay the same dropout masks
+                        for v in self._optimizer_state:
+                            gen = v.get_value(borrow=True)
+                            if isinstance(gen, np.random.Generator):
+                                v.set_value(np.random.default_rng(gen.integers(2**63)))
                 fn = pytensor.function([x, y], [loss, *counts], updates=updates, mode=self.mode)
         fn.trust_input = False
         if self.device.jax_device is not None:
@@ -717,8 +725,9 @@ class Model:
         converted.
 
         With ``skip_mismatch=True`` (Keras's name, for fine-tuning, e.g. a pretrained network
-        with a new classifier) only the parameters whose name, shape and dtype fit are loaded;
-        the others keep their values and are listed in the returned manifest's ``"skipped"``.
+        with a new classifier) only the parameters whose name, shape and dtype fit (float
+        dtypes may differ with ``cast=True``) are loaded; the others keep their values. The
+        returned manifest lists them under ``"skipped"`` (empty without `skip_mismatch`).
         The checksums are still verified, and a file of which nothing fits is an error.
         """
         from ..errors import WeightsError
@@ -733,7 +742,7 @@ class Model:
         if not skip_mismatch:
             verify_against(manifest, self._expected(), where=os.fspath(path), cast=cast)
             self.set_weights([arrays[p.name].astype(p.dtype, copy=False) for p in self.params])
-            return manifest
+            return {**manifest, "skipped": []}
 
         def fits(p):
             a = arrays.get(p.name)
@@ -746,7 +755,7 @@ class Model:
         if not loaded:
             raise WeightsError(
                 f"{os.fspath(path)}: no parameter fits this model (skip_mismatch=True loads those "
-                "whose name and shape match)."
+                "whose name, shape and dtype match; cast=True lets float dtypes differ)."
             )
         values = [
             arrays[p.name].astype(p.dtype, copy=False) if p.name in loaded else w

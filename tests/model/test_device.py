@@ -103,11 +103,19 @@ def test_dropout_trains_and_state_round_trips_on_the_device(pair):
     the weights and the optimizer's state back (what NaNGuard relies on)."""
     _, (jx, _) = pair
     x, y = data()
-    state = jx.get_state()
-    assert all(type(w) is np.ndarray for w in state["weights"])
+    rate = jx.get_learning_rate()
+    jx.set_learning_rate(0.0)  # the weights stay: only the dropout masks change the loss
     first = jx.train_on_batch(x[:2], y[:2])
     second = jx.train_on_batch(x[:2], y[:2])
     assert first["loss"] != second["loss"]
+    jx.compile("adam", "crossentropy+dice", ["dice"], learning_rate=0.0)  # a new function
+    again = jx.train_on_batch(x[:2], y[:2])
+    assert again["loss"] not in (first["loss"], second["loss"])  # new masks, not replayed
+    jx.compile("adam", "crossentropy+dice", ["dice"], learning_rate=rate)
+    jx.train_on_batch(x[:2], y[:2])
+    state = jx.get_state()
+    assert all(type(w) is np.ndarray for w in state["weights"])
+    jx.train_on_batch(x[:2], y[:2])
     jx.set_state(state)
     assert isinstance(jx.params[0].get_value(borrow=True), np.ndarray)  # set from the host
     for p, w in zip(jx.params, state["weights"], strict=True):
