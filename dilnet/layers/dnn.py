@@ -53,10 +53,9 @@ class Conv2DDNNLayer(Conv2DLayer):
 
     Notes
     -----
-    Weights saved from Lasagne's `Conv2DDNNLayer` are not flipped: load them with
-    ``dilnet.interop.lasagne.set_lasagne_param_values(net, values, lasagne_flip_filters=False)``
-    (or a dict naming these layers), since that function assumes Lasagne's `Conv2DLayer`
-    default ``True`` otherwise.
+    Weights saved from Lasagne's `Conv2DDNNLayer` were never flipped, and
+    ``dilnet.interop.lasagne.set_lasagne_param_values`` loads them into this layer as they are
+    (its default for these layers is Lasagne's ``flip_filters=False``).
     """
 
     def __init__(
@@ -95,10 +94,9 @@ class Conv3DDNNLayer(Conv3DLayer):
 
     Notes
     -----
-    Weights saved from Lasagne's `Conv3DDNNLayer` are not flipped: load them with
-    ``dilnet.interop.lasagne.set_lasagne_param_values(net, values, lasagne_flip_filters=False)``
-    (or a dict naming these layers), since that function assumes Lasagne's `Conv3DLayer`
-    default ``True`` otherwise.
+    Weights saved from Lasagne's `Conv3DDNNLayer` were never flipped, and
+    ``dilnet.interop.lasagne.set_lasagne_param_values`` loads them into this layer as they are
+    (its default for these layers is Lasagne's ``flip_filters=False``).
     """
 
     def __init__(
