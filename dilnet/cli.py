@@ -265,15 +265,18 @@ def _zoo_info(args, console):
 
 
 def _summary(args, console):
-    spec = _spec(args.target)
-    rank = _rank(spec.build())
-    size = _per_axis(args.input_size, rank, "--input-size")
     import pytensor
 
-    # the dtype a Model of it computes in: float32, or what the model file records
-    dtype = "float32"
+    from .io.config import from_config
+
+    # in the dtype a Model of it computes in: float32, or what the model file records
     if args.target.lower().endswith(".npz"):
-        dtype = _manifest(Path(args.target))["metadata"].get("dtype", dtype)
+        metadata = _manifest(Path(args.target))["metadata"]  # read and verified once
+        spec, dtype = from_config(metadata["spec"]), metadata.get("dtype", "float32")
+    else:
+        spec, dtype = _spec(args.target), "float32"
+    rank = _rank(spec.build())
+    size = _per_axis(args.input_size, rank, "--input-size")
     with pytensor.config.change_flags(floatX=dtype):
         text = spec.summary(input_size=size, batch_size=args.batch_size, print_fn=None)
     console.result(text)
