@@ -290,7 +290,8 @@ class TilePlan:
     ----------
     spatial : tuple of int
     tile : tuple of int
-        Output tile shape (the last tile along an axis may be shorter).
+        Output tile shape (the last tile along an axis may be shorter; with `same_shape` the
+        edge tiles are longer, and the shape is evened out to the fewest crops).
     halo : Halo
     tiles : tuple of Tile
         Every output voxel lies in exactly one tile.
@@ -300,6 +301,9 @@ class TilePlan:
         (``network.activation_bytes``) plus the input crops and the output tiles.
     memory_limit : int or None
         The limit the tile was chosen for (None when `tile` was given).
+    same_shape : bool
+        Whether crops at the volume's edges were moved inwards rather than clipped, so that
+        (nearly always) every crop has the largest crop's shape (`plan_tiles`).
     """
 
     spatial: tuple
@@ -309,6 +313,7 @@ class TilePlan:
     batch_size: int
     estimate: int
     memory_limit: int | None
+    same_shape: bool = False
 
 
 def parse_memory(value, where="predict_volume", name="memory_limit") -> int:
@@ -346,13 +351,48 @@ def _positive_int(value, where, name):
     return int(value)
 
 
-def _axis_tiles(length, tile, before, after):
-    """``(start, stop, crop_start, crop_stop)`` of the tiles along one axis."""
-    return [
-        (start, min(start + tile, length), max(0, start - before),
-         min(length, start + tile + after))
-        for start in range(0, length, tile)
-    ]  # fmt: skip
+def _axis_tiles(length, tile, before, after, same_shape=False):
+    """``(start, stop, crop_start, crop_stop)`` of the tiles along one axis: tiles of `tile`
+    voxels from 0, each crop the tile plus the halo, clipped to the volume.
+
+    With `same_shape`, every crop has the largest crop's length ``tile + before + after``
+    instead: a crop at the volume's edge needs the halo on one side only, so the edge tiles
+    take the rest (the first is ``tile + before`` long, the last up to ``tile + after``);
+    `_same_shape_tile` makes the last one (nearly) full. Where that length covers the axis,
+    the axis is one tile."""
+    full = min(length, tile + before + after)
+    if same_shape and full == length:  # one crop: the whole axis, so one tile
+        return [(0, length, 0, length)]
+    if not same_shape:
+        return [
+            (start, min(start + tile, length), max(0, start - before),
+             min(length, start + tile + after))
+            for start in range(0, length, tile)
+        ]  # fmt: skip
+    out = [(0, full - after, 0, full)]
+    start = full - after
+    while start < length:
+        if length - start > full - before:  # an inner tile, its crop inside the volume
+            out.append((start, start + tile, start - before, start + tile + after))
+            start += tile
+            continue
+        # the last crop ends at the edge (dense lengths are multiples of the period, as are
+        # the tile and the halo, so this start is one too)
+        out.append((start, length, min(start - before, length - full), length))
+        break
+    return out
+
+
+def _same_shape_tile(length, tile, before, after, period):
+    """The inner tile length for same-shape crops: as few crops of ``tile + before + after`` as
+    cover the axis (``count * tile + before + after >= length``), then the tile evened out to
+    the least multiple of the period that keeps that count (so the last tile is not a sliver
+    whose crop is mostly waste)."""
+    inner = length - before - after
+    if tile + before + after >= length:
+        return length  # one crop holds the whole axis
+    count = max(2, -(-inner // tile))
+    return min(tile, _round_up(-(-inner // count), period))
 
 
 def _estimate(network, tile, crop, batch_size, itemsize):
@@ -377,7 +417,9 @@ def _cube(side, spatial, halo):
     )
 
 
-def plan_tiles(model, spatial, *, tile=None, memory_limit=None, batch_size=1) -> TilePlan:
+def plan_tiles(
+    model, spatial, *, tile=None, memory_limit=None, batch_size=1, same_shape=False
+) -> TilePlan:
     """Plan the tiles `predict_volume` runs for a volume of spatial shape `spatial`.
 
     Parameters
@@ -395,6 +437,12 @@ def plan_tiles(model, spatial, *, tile=None, memory_limit=None, batch_size=1) ->
         Default: `DEFAULT_MEMORY_LIMIT` (so the whole volume in one go when it fits in 1 GiB).
     batch_size : int
         Crops per ``predict_on_batch`` call; counted in the estimate.
+    same_shape : bool
+        Give every crop one shape, the tile plus the halo on both sides: the edge tiles, whose
+        crops need the halo on one side only, are longer instead of their crops shorter, and
+        the tile is evened out to the fewest such crops that cover each axis. Worth it where
+        each new input shape compiles anew (the JAX linker, `Model` on a GPU: a 4x4x3 grid of
+        clipped crops has up to 36 shapes).
 
     Returns
     -------
@@ -408,11 +456,14 @@ def plan_tiles(model, spatial, *, tile=None, memory_limit=None, batch_size=1) ->
         Invalid `tile`, `memory_limit` or `batch_size`; a `memory_limit` below the estimate for
         the smallest tile (the message gives the minimum).
     """
-    return _plan(_network(model), spatial, tile, memory_limit, batch_size, "plan_tiles")
+    return _plan(_network(model), spatial, tile, memory_limit, batch_size, "plan_tiles", same_shape)
 
 
-def _plan(network, spatial, tile, memory_limit, batch_size, where):
+def _plan(network, spatial, tile, memory_limit, batch_size, where, same_shape=False):
     batch_size = _positive_int(batch_size, where, "batch_size")
+    if not isinstance(same_shape, bool | np.bool_):
+        raise ConfigError(invalid(where, "same_shape", "True or False", same_shape))
+    same_shape = bool(same_shape)
     if len(spatial) != network.rank or not all(is_int(n) and n >= 1 for n in spatial):
         raise ConfigError(
             invalid(
@@ -432,8 +483,15 @@ def _plan(network, spatial, tile, memory_limit, batch_size, where):
         tile = _tile_for_limit(
             network, spatial, halo, limit, batch_size, itemsize, memory_limit, where
         )
+    if same_shape:
+        tile = tuple(
+            _same_shape_tile(n, t, b, a, p)
+            for n, t, b, a, p in zip(
+                spatial, tile, halo.before, halo.after, halo.period, strict=True
+            )
+        )
     per_axis = [
-        _axis_tiles(n, t, b, a)
+        _axis_tiles(n, t, b, a, same_shape)
         for n, t, b, a in zip(spatial, tile, halo.before, halo.after, strict=True)
     ]
     tiles = tuple(
@@ -442,7 +500,7 @@ def _plan(network, spatial, tile, memory_limit, batch_size, where):
     for shape in {t.crop_shape for t in tiles}:
         check_dense(network, shape, where, name)
     estimate = _estimate(network, tile, _largest_crop(tile, spatial, halo), batch_size, itemsize)
-    return TilePlan(spatial, tile, halo, tiles, batch_size, estimate, limit)
+    return TilePlan(spatial, tile, halo, tiles, batch_size, estimate, limit, same_shape)
 
 
 def _product(per_axis):
@@ -545,7 +603,15 @@ def _check_volume(network, volume, where="predict_volume", name="volume"):
 
 
 def predict_volume(
-    model, volume, *, tile=None, memory_limit=None, batch_size=1, progress=True, out=None
+    model,
+    volume,
+    *,
+    tile=None,
+    memory_limit=None,
+    batch_size=1,
+    progress=True,
+    out=None,
+    same_shape=None,
 ):
     """Predict a whole volume tile by tile, equal to one ``predict_on_batch`` on all of it.
 
@@ -566,6 +632,13 @@ def predict_volume(
     out : array of shape (K, *spatial), optional
         Where to write the prediction (e.g. an ``np.memmap`` for outputs larger than memory);
         by default a new array of the model's output dtype.
+    same_shape : bool, optional
+        Run every call on one input shape (see `plan_tiles`): crops at the edges are moved
+        inwards rather than clipped, and a last short batch is filled up to `batch_size` with
+        copies of its last crop (whose predictions are dropped) unless the batch is the only one
+        of its shape. Default: the model's ``compiles_per_shape`` (True for a `Model` on the
+        JAX linker, where each new shape costs a compile; False for the C VM, where it costs
+        nothing and clipped crops are less work).
 
     Returns
     -------
@@ -602,7 +675,9 @@ def predict_volume(
     if not hasattr(volume, "shape") or not hasattr(volume, "__getitem__"):
         volume = np.asarray(volume)
     has_channels, spatial = _check_volume(network, volume, where)
-    plan = _plan(network, spatial, tile, memory_limit, batch_size, where)
+    if same_shape is None:
+        same_shape = bool(getattr(model, "compiles_per_shape", False))
+    plan = _plan(network, spatial, tile, memory_limit, batch_size, where, same_shape)
     channels = network.output_shape[1]
     if out is not None and tuple(out.shape) != (channels, *spatial):
         raise ShapeError(
@@ -617,19 +692,23 @@ def predict_volume(
 
     with tqdm(total=len(plan.tiles), disable=not progress, desc=where, unit="tile") as bar:
         for crop_shape, tiles in groups.items():
+            fill = plan.same_shape and len(tiles) > plan.batch_size
             for first in range(0, len(tiles), plan.batch_size):
                 batch = tiles[first : first + plan.batch_size]
-                x = np.stack([_read(volume, t.crop_slices, has_channels, dtype) for t in batch])
+                crops = [_read(volume, t.crop_slices, has_channels, dtype) for t in batch]
+                if fill:  # the full batch's shape is compiled: reuse it
+                    crops += crops[-1:] * (plan.batch_size - len(crops))
+                x = np.stack(crops)
                 y = np.asarray(model.predict_on_batch(x))
-                if y.shape != (len(batch), channels, *crop_shape):
+                if y.shape != (len(x), channels, *crop_shape):
                     raise ShapeError(
                         f"{where}: model.predict_on_batch returned shape {y.shape} for an input "
-                        f"of shape {x.shape}; expected {(len(batch), channels, *crop_shape)} "
+                        f"of shape {x.shape}; expected {(len(x), channels, *crop_shape)} "
                         "(one prediction per input voxel, as network.output_shape says)."
                     )
                 if out is None:
                     out = np.empty((channels, *spatial), dtype=y.dtype)
-                for t, pred in zip(batch, y, strict=True):
+                for t, pred in zip(batch, y[: len(batch)], strict=True):
                     out[(slice(None), *t.slices)] = pred[(slice(None), *t.inner_slices)]
                 bar.update(len(batch))
     return out

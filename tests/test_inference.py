@@ -133,6 +133,19 @@ def blas_kernels():
     set_cpu_kernels(previous)
 
 
+class Recording:
+    """A model that records the input shape of every call (and may claim to compile per
+    shape, as `Model` does on the JAX linker)."""
+
+    def __init__(self, inner, compiles_per_shape=False):
+        self.network, self.inner, self.shapes = inner.network, inner, []
+        self.compiles_per_shape = compiles_per_shape
+
+    def predict_on_batch(self, x):
+        self.shapes.append(x.shape)
+        return self.inner.predict_on_batch(x)
+
+
 class Wrapped:
     def __init__(self, network):
         self.network = network
@@ -153,30 +166,54 @@ def whole(m, vol):
 # Exactness
 
 
+CLIPPED = [
+    ("dilated3d", (2, 21, 18, 23), (8, 5, 16), 3),
+    ("dilated3d", (2, 13, 11, 9), 4, 1),  # tiles smaller than the halo (8)
+    ("context2d", (1, 37, 29), (6, 11), 4),
+    ("context2d", (1, 37, 29), 1, 64),  # one-voxel tiles
+    ("residual1d", (1, 101), 7, 2),
+    ("pool2", (1, 34, 26), (6, 8), 2),
+    ("pool2", (1, 34, 26), 2, 1),  # one period per tile, halo 8
+    ("pool4", (2, 36, 28), (4, 8), 4),
+    ("pool4", (2, 36, 28), (12, 100), 1),  # the tile covers a whole axis
+    ("strided1d", (1, 50), 4, 3),
+]
+# same-shape crops are the tile plus the whole halo, so these volumes are larger than that
+SAME_SHAPE = [
+    ("dilated3d", (2, 30, 19, 27), (4, 2, 8), 3),
+    ("context2d", (1, 37, 29), (6, 11), 4),
+    ("context2d", (1, 37, 29), 1, 64),
+    ("residual1d", (1, 101), 7, 2),
+    ("pool2", (1, 34, 26), (6, 8), 2),
+    ("pool2", (1, 34, 26), 2, 1),
+    ("pool4", (2, 36, 28), (4, 8), 4),  # the second axis is one crop
+    ("pool4", (2, 60, 28), (12, 100), 1),
+    ("strided1d", (1, 50), 4, 3),
+]
+
+
 @pytest.mark.parametrize(
-    ("name", "shape", "tile", "batch_size"),
-    [
-        ("dilated3d", (2, 21, 18, 23), (8, 5, 16), 3),
-        ("dilated3d", (2, 13, 11, 9), 4, 1),  # tiles smaller than the halo (8)
-        ("context2d", (1, 37, 29), (6, 11), 4),
-        ("context2d", (1, 37, 29), 1, 64),  # one-voxel tiles
-        ("residual1d", (1, 101), 7, 2),
-        ("pool2", (1, 34, 26), (6, 8), 2),
-        ("pool2", (1, 34, 26), 2, 1),  # one period per tile, halo 8
-        ("pool4", (2, 36, 28), (4, 8), 4),
-        ("pool4", (2, 36, 28), (12, 100), 1),  # the tile covers a whole axis
-        ("strided1d", (1, 50), 4, 3),
-    ],
+    ("name", "shape", "tile", "batch_size", "same_shape"),
+    [(*case, False) for case in CLIPPED] + [(*case, True) for case in SAME_SHAPE],
 )
-def test_tiles_stitch_to_the_whole_volume_prediction(name, shape, tile, batch_size):
-    m = model(name)
+def test_tiles_stitch_to_the_whole_volume_prediction(name, shape, tile, batch_size, same_shape):
+    m = Recording(model(name))
     vol = volume(shape)
-    expected = whole(m, vol)
-    got = predict_volume(m, vol, tile=tile, batch_size=batch_size, progress=False)
+    expected = whole(m.inner, vol)
+    got = predict_volume(
+        m, vol, tile=tile, batch_size=batch_size, progress=False, same_shape=same_shape
+    )
     assert got.shape == expected.shape and got.dtype == expected.dtype
     # float64 with dilnet's kernels: bit for bit (0.0 observed); allow BLAS summation order
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
-    assert len(plan_tiles(m, shape[1:], tile=tile).tiles) > 1
+    plan = plan_tiles(m, shape[1:], tile=tile, batch_size=batch_size, same_shape=same_shape)
+    assert len(plan.tiles) > 1
+    if same_shape:  # one crop shape; every call a full batch (unless there is just one call)
+        assert len({t.crop_shape for t in plan.tiles}) == 1
+        assert len(set(m.shapes)) == 1
+        assert m.shapes[0][0] == min(batch_size, len(plan.tiles))
+    else:
+        assert len(set(m.shapes)) > 1
 
 
 @pytest.mark.skipif(not have("torch"), reason="needs PyTorch")
@@ -238,6 +275,25 @@ def test_zero_padding_the_input_instead_of_clipping_would_not_be_exact():
     padded = np.pad(vol, [(0, 0)] + [(pad, pad)] * 3)
     inner = whole(m, padded)[:, pad:-pad, pad:-pad, pad:-pad]
     assert np.abs(inner - whole(m, vol)).max() > 1e-3
+
+
+def test_same_shape_follows_the_model_and_fills_only_a_repeated_shape():
+    m = Recording(model("strided1d"), compiles_per_shape=True)
+    vol = volume((1, 40))
+    expected = whole(m.inner, vol)
+    # halo 6 + 6 (period 2): crops of 16 for tiles of 4: [0, 10), five of 4, [30, 40); in
+    # batches of 3, 3 and 1, the last filled up to 3
+    got = predict_volume(m, vol, tile=4, batch_size=3, progress=False)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    assert m.shapes == [(3, 1, 16)] * 3
+    # tile 16 evens out to 14: crops of 26 for [0, 20) and [20, 40), one batch of its shape:
+    # not filled up (that would be work for nothing)
+    m = Recording(model("strided1d"), compiles_per_shape=True)
+    predict_volume(m, vol, tile=16, batch_size=8, progress=False)
+    assert m.shapes == [(2, 1, 26)]
+    m = Recording(model("strided1d"))  # a C VM model: clipped crops of 10, 14 and 16
+    predict_volume(m, vol, tile=4, batch_size=3, progress=False)
+    assert {shape[2] for shape in m.shapes} == {10, 14, 16}
 
 
 def test_progress_bar(capsys):
@@ -311,9 +367,11 @@ def test_halo_is_the_reach_observed_by_perturbing_each_input_voxel(blocks, perio
         ("strided1d", (50,), 100),
     ],
 )
-def test_plan_covers_every_voxel_once_with_crops_holding_the_halo(name, spatial, tile):
+@pytest.mark.parametrize("same_shape", [False, True])
+def test_plan_covers_every_voxel_once_with_crops_holding_the_halo(name, spatial, tile, same_shape):
     net = model(name).network
-    plan = plan_tiles(net, spatial, tile=tile)
+    plan = plan_tiles(net, spatial, tile=tile, same_shape=same_shape)
+    assert plan.same_shape is same_shape
     halo = plan.halo
     count = np.zeros(spatial, dtype=int)
     for t in plan.tiles:
@@ -328,6 +386,31 @@ def test_plan_covers_every_voxel_once_with_crops_holding_the_halo(name, spatial,
         assert t.crop_shape == tuple(s.stop - s.start for s in t.crop_slices)
         assert tuple(s.stop - s.start for s in t.inner_slices) == t.shape
     assert (count == 1).all()
+    if same_shape:
+        assert {t.crop_shape for t in plan.tiles} == {
+            tuple(min(n, t + b + a) for n, t, b, a in zip(
+                spatial, plan.tile, halo.before, halo.after, strict=True))
+        }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("spatial", "tile", "tiles", "inner"),
+    [
+        # halo 8 on each side (period 1): 99 = 36 + 28 + 35 with crops of 44, not
+        # 32 + 32 + 32 + 3 (whose last crop would be mostly halo); 60 = 30 + 30 (crops of 38)
+        ((99, 20, 60), 32, (3, 1, 2), (28, 20, 22)),
+        ((17, 16, 33), (1, 1, 1), (1, 1, 17), (17, 16, 1)),
+    ],
+)
+def test_same_shape_plans_use_the_fewest_crops_evened_out(spatial, tile, tiles, inner):
+    # hand-computed: n axis voxels need ceil((n - 16) / tile) crops of tile + 16 (one crop
+    # covering the whole axis where tile + 16 >= n); the tile then shrinks to the least length
+    # that keeps that count
+    plan = plan_tiles(model("dilated3d"), spatial, tile=tile, same_shape=True)
+    assert plan.halo.before == plan.halo.after == (8, 8, 8)
+    assert plan.tile == inner
+    for axis, count in enumerate(tiles):
+        assert len({t.start[axis] for t in plan.tiles}) == count
 
 
 def _fewer_tiles(length, tile, period=1):
@@ -460,6 +543,11 @@ def test_invalid_tile(tile, name):
     spatial = (24,) * m.network.rank
     with pytest.raises(ConfigError, match=r"predict_volume: invalid value for `tile`. Expected"):
         predict_volume(m, np.zeros((m.network.input_shape[1], *spatial)), tile=tile)
+
+
+def test_invalid_same_shape():
+    with pytest.raises(ConfigError, match=r"invalid value for `same_shape`. Expected True or"):
+        predict_volume(model("strided1d"), np.zeros(8), same_shape="yes")
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 1.5, None])

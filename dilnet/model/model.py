@@ -641,15 +641,28 @@ class Model:
         metrics = self._metric_values(totals) if totals else {}
         return {"loss": float(np.average(losses, weights=weights)), **metrics}
 
+    @property
+    def compiles_per_shape(self) -> bool:
+        """Whether each new input shape costs a compile (True on the JAX linker: the device
+        path and ``mode="JAX"``; the C VM runs any shape). `predict` and
+        `dilnet.inference.predict_volume` then keep their calls to one shape."""
+        return self.device.jax_device is not None
+
     def predict(self, x, *, batch_size=1, verbose=0):
-        """Class probabilities ``(N, K, *spatial)`` of the deterministic network."""
+        """Class probabilities ``(N, K, *spatial)`` of the deterministic network.
+
+        Where `compiles_per_shape`, a last short batch is filled up to `batch_size` with copies
+        of its last sample (their predictions dropped), so that it reuses the compiled shape."""
         x = self._check_x(x, "Model.predict")
         self._check_positive("Model.predict", "batch_size", batch_size)
         fn = self._function("predict")
-        out = [
-            fn(x[s : s + batch_size])
-            for s in tqdm(range(0, len(x), batch_size), disable=not verbose, desc="predict")
-        ]
+        out = []
+        for s in tqdm(range(0, len(x), batch_size), disable=not verbose, desc="predict"):
+            batch = x[s : s + batch_size]
+            short = batch_size - len(batch)
+            if short and s and self.compiles_per_shape:
+                batch = np.concatenate([batch, np.repeat(batch[-1:], short, axis=0)])
+            out.append(fn(batch)[: batch_size - short])
         return np.concatenate(out)
 
     def predict_on_batch(self, x):

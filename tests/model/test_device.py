@@ -162,9 +162,32 @@ def test_evaluate_predict_and_tiles_match_the_c_vm(pair):
         np.testing.assert_allclose(jx.evaluate(x, y)[key], value, rtol=1e-4, atol=1e-6)
     volume = np.random.default_rng(3).random((1, 30, 26, 22)).astype("float32")
     whole = cvm.predict(volume[None])[0]
-    tiled = predict_volume(jx, volume, tile=(16, 16, 16), progress=False)
+    assert jx.compiles_per_shape and not cvm.compiles_per_shape
+    shapes, call = [], jx.predict_on_batch
+    jx.predict_on_batch = lambda x: (shapes.append(x.shape), call(x))[1]
+    try:
+        tiled = predict_volume(jx, volume, tile=(8, 8, 8), batch_size=2, progress=False)
+    finally:
+        del jx.predict_on_batch
     assert isinstance(tiled, np.ndarray)
     np.testing.assert_allclose(tiled, whole, rtol=1e-4, atol=1e-6)
+    assert len(shapes) > 1 and len(set(shapes)) == 1  # one compiled shape for all the tiles
+
+
+def test_predict_fills_a_last_short_batch_on_the_jax_linker(pair):
+    (cvm, _), (jx, _) = pair
+    jx.set_weights(cvm.get_weights())
+    x = np.random.default_rng(4).random((3, 1, 10, 12, 8)).astype("float32")
+    fn, shapes = jx._function("predict"), []
+    jx._functions["predict"] = lambda b: (shapes.append(b.shape), fn(b))[1]
+    try:
+        got = jx.predict(x, batch_size=2)
+        alone = jx.predict(x[:1], batch_size=2)  # the only batch: its own shape
+    finally:
+        jx._functions["predict"] = fn
+    assert shapes == [(2, 1, 10, 12, 8)] * 2 + [(1, 1, 10, 12, 8)]  # the 2nd one filled
+    np.testing.assert_allclose(got, cvm.predict(x, batch_size=2), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(alone, got[:1], rtol=1e-5, atol=1e-6)
 
 
 def test_a_float32_model_computes_in_32_bits_even_with_jax_x64_on():
