@@ -48,4 +48,19 @@ CASES = [
         batch=1,
         dtype="float32",
     ),
+    # float32 with stride 1: the torch kernels' oneDNN paths (input gradient as a forward
+    # correlation, padded by d * (k - 1) - pad: negative where the padding exceeds the reach)
+    Case((9,), (3,), (1,), (2,), ((5, 0),), batch=1, dtype="float32"),
+    Case((7, 9), (3, 2), (1, 1), (1, 3), ((2, 0), (1, 2)), groups=2, batch=1, dtype="float32"),
+    Case((6, 5, 7), (3, 3, 3), (1, 1, 1), (2, 1, 3), ((2, 2), (1, 1), (3, 3)), dtype="float32"),
+    Case(
+        (5, 6, 4),
+        (1, 3, 2),
+        (1, 1, 1),
+        (1, 2, 1),
+        ((1, 1), (0, 3), (1, 0)),
+        batch=3,
+        flip=True,
+        dtype="float32",
+    ),
 ]
