@@ -35,6 +35,7 @@ PROBLEMS = [
     (1, 1, 16, (99, 117, 95), 1),  # the first layer on the MNI152 template
     (2, 16, 16, (40, 48, 48), 4),  # a training batch (oneDNN in PyTorch too)
     (1, 32, 32, (64, 64, 64), 4),  # a large crop (oneDNN in PyTorch too)
+    (1, 32, 32, (48, 48, 48), 1),  # undilated, oneDNN in PyTorch: its weight gradient is kept
 ]
 
 

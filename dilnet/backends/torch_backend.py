@@ -5,6 +5,7 @@ Two faces over one set of tensor functions: numpy-in/numpy-out wrappers that the
 builders for PyTensor's PYTORCH linker (``funcify_*``), which receive torch tensors.
 """
 
+import math
 import warnings
 
 import numpy as np
@@ -58,7 +59,7 @@ def _onednn(t, direct):
     above 1, the kernel's last two lengths are above 3, there are groups, or ``N * C * D * H``
     (the first four sizes) is above 20480; otherwise it runs its native ``slow_conv3d``, 8 to 25
     times slower for a 3-kernel (measured: 16 x 16 x 48 x 48 with 16 channels, batch 1: 41 ms
-    against 2.2 ms). Batch-1 inference on thin tiles, and the first layer of a one-channel
+    against 1.3 to 3.2 ms). Batch-1 inference on thin tiles, and the first layer of a one-channel
     volume, hit it. ``bench/torch_cpu.py`` measures each path against PyTorch's."""
     return (
         direct
@@ -118,15 +119,26 @@ def t_grad_input(W, gy, spatial, stride, dilation, pads, groups=1, direct=False)
     return gxp[(slice(None), slice(None), *inner)]
 
 
+def _pytorch_native(x, kernel, groups):
+    """Whether PyTorch's CPU dispatch would run this problem natively rather than in oneDNN
+    (see `_onednn`)."""
+    big_kernel = len(kernel) >= 2 and kernel[-1] > 3 and kernel[-2] > 3
+    return x.shape[0] == 1 and groups == 1 and not big_kernel and math.prod(x.shape[:4]) <= 20480
+
+
 def t_grad_weights(x, gy, kernel, stride, dilation, pads, groups=1, direct=False):
     """Tensor version of `corr_grad_weights`.
 
-    Without groups, in float32 on the CPU, it is the backward-wrt-weights trick run forwards: a
-    correlation of the padded input with the samples as channels and its channels as the batch,
-    by the output gradient as the kernel, strided by the dilation and dilated by the stride
-    (oneDNN; 1.1 to 12 times faster than ``conv3d_weight`` in ``bench/torch_cpu.py``)."""
+    In float32 on the CPU, without groups, where PyTorch's ``conv3d_weight`` would run natively
+    or the kernel is dilated, it is the backward-wrt-weights trick run forwards: a correlation
+    of the padded input with the samples as channels and its channels as the batch, by the output
+    gradient as the kernel, strided by the dilation and dilated by the stride (oneDNN; 0.07 to
+    0.9 times ``conv3d_weight``'s time in those cases in ``bench/torch_cpu.py``; undilated on
+    PyTorch's oneDNN path its own weight gradient was faster: 20 against 34 ms for 32 channels
+    at 48³)."""
     O, C = gy.shape[1], x.shape[1]
-    if _onednn(x, direct) and groups == 1:
+    trick = any(d > 1 for d in dilation) or _pytorch_native(x, kernel, groups)
+    if _onednn(x, direct) and groups == 1 and trick:
         xt = F.pad(x, _pad_arg(pads)).transpose(0, 1)  # (C, N, *padded)
         gt = gy.transpose(0, 1)  # (O, N, *m)
         gW = _conv(xt, gt, dilation, 0, stride, 1, direct)  # (C, O, >= *kernel)

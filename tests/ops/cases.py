@@ -53,6 +53,17 @@ CASES = [
     Case((9,), (3,), (1,), (2,), ((5, 0),), batch=1, dtype="float32"),
     Case((7, 9), (3, 2), (1, 1), (1, 3), ((2, 0), (1, 2)), groups=2, batch=1, dtype="float32"),
     Case((6, 5, 7), (3, 3, 3), (1, 1, 1), (2, 1, 3), ((2, 2), (1, 1), (3, 3)), dtype="float32"),
+    # undilated: batch 2 takes oneDNN's own weight gradient, batch 1 the trick
+    Case((5, 6, 7), (3, 3, 3), (1, 1, 1), (1, 1, 1), ((1, 1), (1, 1), (1, 1)), dtype="float32"),
+    Case(
+        (4, 5, 6),
+        (3, 3, 3),
+        (1, 1, 1),
+        (1, 1, 1),
+        ((1, 1), (0, 2), (1, 1)),
+        batch=1,
+        dtype="float32",
+    ),
     Case(
         (5, 6, 4),
         (1, 3, 2),
