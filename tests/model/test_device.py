@@ -287,3 +287,48 @@ def test_saved_and_zoo_models_load_onto_a_device(tmp_path):
             load_model(tmp_path / "z.npz", device="cuda")
         with pytest.raises(BackendError, match="JAX finds no CUDA GPU"):
             dilnet_zoo.load("plain3d", pretrained=True, device="cuda")
+
+
+def test_the_cuda_path_on_a_second_device(tmp_path):
+    """`device="cuda:1"` end to end, with JAX's two host devices standing in for two GPUs (the
+    only change: ``jax.devices("gpu")`` answers with them). Everything must live on the second
+    device -- not JAX's default one -- and give the C VM's results."""
+    code = textwrap.dedent(f"""
+        import jax, numpy as np
+        cpus = jax.devices("cpu")
+        assert len(cpus) == 2, cpus
+        devices = jax.devices
+        jax.devices = lambda backend=None: cpus if backend == "gpu" else devices(backend)
+
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_device import data, pair_without_dropout, spec
+        from dilnet import Sequential, blocks as B
+        from dilnet.inference import predict_volume
+        from dilnet.model import Model, load_model
+
+        x, y = data()
+        net = Sequential([b for b in spec().blocks if not isinstance(b, B.Dropout)])
+        cvm, gpu = Model(net, seed=0), Model(net, seed=0, device="cuda:1")
+        assert str(gpu.device) == "cuda:1" and gpu.device.jax_device == cpus[1], gpu.device
+        assert gpu.compiles_per_shape
+        for m in (cvm, gpu):
+            m.compile("adam", "crossentropy+dice", ["dice"], learning_rate=0.01)
+        h_cvm = cvm.fit(x, y, batch_size=2, epochs=2, verbose=0, shuffle=False).history
+        h_gpu = gpu.fit(x, y, batch_size=2, epochs=2, verbose=0, shuffle=False).history
+        np.testing.assert_allclose(h_gpu["loss"], h_cvm["loss"], rtol=1e-4)
+        state = [v.get_value(borrow=True) for v in gpu.params + gpu._optimizer_state]
+        assert all(isinstance(v, jax.Array) and v.devices() == {{cpus[1]}} for v in state)
+        volume = np.random.default_rng(3).random((1, 30, 26, 22)).astype("float32")
+        tiled = predict_volume(gpu, volume, tile=8, batch_size=2, progress=False)
+        np.testing.assert_allclose(tiled, cvm.predict(volume[None])[0], rtol=1e-4, atol=1e-5)
+        gpu.save({str(tmp_path / "m.npz")!r})
+        again = load_model({str(tmp_path / "m.npz")!r}, device="cuda:1")
+        np.testing.assert_allclose(again.predict(x), gpu.predict(x), rtol=1e-5, atol=1e-6)
+        assert {{p.get_value(borrow=True).devices().pop() for p in again.params}} == {{cpus[1]}}
+        print("ok")
+    """)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "JAX_PLATFORMS": "cpu"}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
