@@ -12,6 +12,11 @@ dilnet's BLAS kernels for reference. Ratios are dilnet / PyTorch; results are ch
 The problems include the cases PyTorch sends to its native ``slow_conv3d`` (batch 1 with
 ``N * C * D * H <= 20480``: thin tiles, small crops, a one-channel first layer) and cases it
 sends to oneDNN itself.
+
+Then end to end: the ``context3d-basic`` zoo network predicting the whole MNI152 template (C VM,
+batch 1) with each set of kernels: torch as now, torch with ``DIRECT_ONEDNN = False`` (PyTorch's
+public calls, as before), BLAS with stacked taps for few channels (as now) and BLAS per tap
+(``STACK_CHANNELS = 0``, as before).
 """
 
 import argparse
@@ -86,10 +91,11 @@ def problem(N, C, O, spatial, d, rounds):
     }
     with torch.no_grad():
         for key in torch_fns:
-            t = medians(
-                {"pytorch": torch_fns[key], "dilnet": dilnet_fns[key], "blas": blas_fns[key]},
-                rounds,
-            )
+            # BLAS in a phase of its own: OpenBLAS's threads spin after a call and slow the
+            # next OpenMP (torch) call on two cores, which would bias whichever torch path
+            # follows a BLAS call
+            t = medians({"pytorch": torch_fns[key], "dilnet": dilnet_fns[key]}, rounds)
+            t |= medians({"blas": blas_fns[key]}, rounds)
             out[key] = {
                 "pytorch_ms": t["pytorch"],
                 "dilnet_torch_ms": t["dilnet"],
@@ -97,6 +103,51 @@ def problem(N, C, O, spatial, d, rounds):
                 "dilnet_over_pytorch": t["dilnet"] / t["pytorch"],
                 "rel_diff": rel_diff(dilnet_fns[key](), torch_fns[key]()),
             }
+    return out
+
+
+def end_to_end(rounds):
+    """Whole-volume prediction of a zoo network with each kernel variant, in this process."""
+    import dilnet_zoo
+    from dilnet.cli import normalize
+    from dilnet_zoo.data.mni152 import load_mni152
+
+    t1 = normalize(load_mni152()["t1"][None].astype("float32"), "minmax")[None]
+    model = dilnet_zoo.load("context3d-basic", pretrained=True)
+    variants = {
+        "torch (direct oneDNN)": ("torch", True, blas.STACK_CHANNELS),
+        "torch (PyTorch's calls)": ("torch", False, blas.STACK_CHANNELS),
+        "BLAS (stacked taps)": ("blas", True, blas.STACK_CHANNELS),
+        "BLAS (per tap)": ("blas", True, 0),
+    }
+    stack = blas.STACK_CHANNELS
+
+    def run(kernels, direct, channels):
+        def call():
+            dilnet.set_cpu_kernels(kernels)
+            torch_backend.DIRECT_ONEDNN, blas.STACK_CHANNELS = direct, channels
+            try:
+                return model.predict_on_batch(t1)
+            finally:
+                torch_backend.DIRECT_ONEDNN, blas.STACK_CHANNELS = True, stack
+                dilnet.set_cpu_kernels("auto")
+
+        return call
+
+    fns = {name: run(*v) for name, v in variants.items()}
+    reference = fns["torch (PyTorch's calls)"]()
+    out = {}
+    names = list(variants)
+    times = medians({n: fns[n] for n in names[:2]}, rounds, per_round=1)  # torch, then BLAS
+    times |= medians({n: fns[n] for n in names[2:]}, rounds, per_round=1)
+    print(f"\ncontext3d-basic, whole MNI152 template {t1.shape[2:]}, batch 1 (C VM):")
+    for name in variants:
+        out[name] = {"ms": times[name], "rel_diff": rel_diff(fns[name](), reference)}
+        print(f"  {name:24} {times[name]:8.1f} ms  max rel diff {out[name]['rel_diff']:.1e}")
+    for new, old in (("torch (direct oneDNN)", "torch (PyTorch's calls)"),
+                     ("BLAS (stacked taps)", "BLAS (per tap)")):  # fmt: skip
+        out[f"{new} / {old}"] = times[new] / times[old]
+        print(f"  {new} / {old}: {times[new] / times[old]:.2f}x")
     return out
 
 
@@ -131,6 +182,7 @@ def main(argv=None):
                 flush=True,
             )
             assert m["rel_diff"] < 1e-4, (name, key, m["rel_diff"])
+    results["end_to_end"] = end_to_end(args.rounds)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -1,7 +1,8 @@
 """Tiled inference: predict a volume larger than memory allows, tile by tile, exactly.
 
 `predict_volume` splits a volume into output tiles, runs each tile's input crop (the tile plus
-the network's halo, clipped to the volume) through any model with ``model.network`` (a
+the network's halo, clipped to the volume; or, with ``same_shape``, moved inwards so that every
+crop has one shape) through any model with ``model.network`` (a
 `dilnet.compiler.Network`) and ``model.predict_on_batch``, and stitches the tiles' parts of the
 predictions. `plan_tiles` makes the plan (tile shape, crops, memory estimate) without running
 anything; `compute_halo` gives the halo and the period it rests on. `dilnet.distributed`
@@ -298,12 +299,14 @@ class TilePlan:
     batch_size : int
     estimate : int
         Estimated working memory in bytes of one batch of the largest crop: all layer outputs
-        (``network.activation_bytes``) plus the input crops and the output tiles.
+        (``network.activation_bytes``) plus the input crops and the output tiles (counted at
+        ``tile``: a `same_shape` plan's edge tiles are longer, by at most the halo, but come
+        from crops of the same size).
     memory_limit : int or None
         The limit the tile was chosen for (None when `tile` was given).
     same_shape : bool
         Whether crops at the volume's edges were moved inwards rather than clipped, so that
-        (nearly always) every crop has the largest crop's shape (`plan_tiles`).
+        every crop has one shape, ``tile`` plus the halo (`plan_tiles`).
     """
 
     spatial: tuple

@@ -51,18 +51,24 @@ def _symmetric(pads):
     return [b for b, _ in pads] if all(b == a for b, a in pads) else None
 
 
+#: Let the numpy wrappers call oneDNN directly (`_onednn`); False restores PyTorch's public
+#: calls everywhere, which ``bench/torch_cpu.py`` uses to time both in one process.
+DIRECT_ONEDNN = True
+
+
 def _onednn(t, direct):
     """Whether to call oneDNN's convolution directly: float32 on the CPU, from the numpy
     wrappers (`direct`; under the PYTORCH linker's ``torch.compile`` the op cannot be traced).
 
     PyTorch's own dispatch (2.13 here) sends a CPU convolution to oneDNN only when the batch is
     above 1, the kernel's last two lengths are above 3, there are groups, or ``N * C * D * H``
-    (the first four sizes) is above 20480; otherwise it runs its native ``slow_conv3d``, 8 to 25
-    times slower for a 3-kernel (measured: 16 x 16 x 48 x 48 with 16 channels, batch 1: 41 ms
-    against 1.3 to 3.2 ms). Batch-1 inference on thin tiles, and the first layer of a one-channel
-    volume, hit it. ``bench/torch_cpu.py`` measures each path against PyTorch's."""
+    (the first four sizes) is above 20480; otherwise it runs its native ``slow_conv3d``, up to
+    16 times slower for a 3-kernel (``bench/torch_cpu.py``: a 16 x 48 x 48 tile with 16
+    channels, batch 1, 41 ms against 3.1 ms). Batch-1 inference on thin tiles or small crops,
+    and the first layer of a one-channel volume (1.7 times), hit it."""
     return (
         direct
+        and DIRECT_ONEDNN
         and t.device.type == "cpu"
         and t.dtype == torch.float32
         and torch.backends.mkldnn.is_available()
@@ -132,8 +138,8 @@ def t_grad_weights(x, gy, kernel, stride, dilation, pads, groups=1, direct=False
     In float32 on the CPU, without groups, where PyTorch's ``conv3d_weight`` would run natively
     or the kernel is dilated, it is the backward-wrt-weights trick run forwards: a correlation
     of the padded input with the samples as channels and its channels as the batch, by the output
-    gradient as the kernel, strided by the dilation and dilated by the stride (oneDNN; 0.07 to
-    0.9 times ``conv3d_weight``'s time in those cases in ``bench/torch_cpu.py``; undilated on
+    gradient as the kernel, strided by the dilation and dilated by the stride (oneDNN; 0.09 to
+    0.78 times ``conv3d_weight``'s time in those cases in ``bench/torch_cpu.py``; undilated on
     PyTorch's oneDNN path its own weight gradient was faster: 20 against 34 ms for 32 channels
     at 48³)."""
     O, C = gy.shape[1], x.shape[1]

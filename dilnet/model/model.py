@@ -652,7 +652,8 @@ class Model:
         """Class probabilities ``(N, K, *spatial)`` of the deterministic network.
 
         Where `compiles_per_shape`, a last short batch is filled up to `batch_size` with copies
-        of its last sample (their predictions dropped), so that it reuses the compiled shape."""
+        of its last sample (their predictions dropped), so that it reuses the compiled shape;
+        a batch that is the only one is run as it is."""
         x = self._check_x(x, "Model.predict")
         self._check_positive("Model.predict", "batch_size", batch_size)
         fn = self._function("predict")

@@ -166,12 +166,13 @@ def test_evaluate_predict_and_tiles_match_the_c_vm(pair):
     shapes, call = [], jx.predict_on_batch
     jx.predict_on_batch = lambda x: (shapes.append(x.shape), call(x))[1]
     try:
-        tiled = predict_volume(jx, volume, tile=(8, 8, 8), batch_size=2, progress=False)
+        tiled = predict_volume(jx, volume, tile=(8, 8, 8), batch_size=4, progress=False)
     finally:
         del jx.predict_on_batch
     assert isinstance(tiled, np.ndarray)
     np.testing.assert_allclose(tiled, whole, rtol=1e-4, atol=1e-6)
-    assert len(shapes) > 1 and len(set(shapes)) == 1  # one compiled shape for all the tiles
+    # 18 crops in batches of 4, the last (of 2) filled up: one compiled shape for them all
+    assert len(shapes) == 5 and len(set(shapes)) == 1 and shapes[0][0] == 4
 
 
 def test_predict_fills_a_last_short_batch_on_the_jax_linker(pair):

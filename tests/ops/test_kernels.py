@@ -10,10 +10,13 @@ from oracles import corr_grads_reference, corr_reference
 
 from dilnet.backends import blas, select
 
-KERNELS = ["blas", pytest.param("torch", marks=pytest.mark.torch)]
+# "blas" stacks the taps of these few channels into one GEMM; "blas-per-tap" turns that off
+KERNELS = ["blas", "blas-per-tap", pytest.param("torch", marks=pytest.mark.torch)]
 
 
-def _kernels(name):
+def _kernels(name, monkeypatch=None):
+    if name.startswith("blas"):
+        monkeypatch.setattr(blas, "STACK_CHANNELS", 0 if name == "blas-per-tap" else 8)
     if name == "torch":
         from dilnet.backends import torch_backend
 
@@ -39,9 +42,9 @@ def _tol(dtype):
 
 @pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_forward_and_gradients_match_oracle(kernels, case):
+def test_forward_and_gradients_match_oracle(kernels, case, monkeypatch):
     rng = np.random.default_rng(zlib.crc32(case.id.encode()))
-    k = _kernels(kernels)
+    k = _kernels(kernels, monkeypatch)
     x, W = _arrays(case, rng)
     # the kernels correlate; flip_filters is the Op's job, so flip here as the Op does
     Wk = _flip(W) if case.flip else W
@@ -74,9 +77,11 @@ def test_blas_kernels_upcast_mixed_dtypes():
     )
 
 
-def test_blas_chunking_covers_many_chunks(monkeypatch):
+@pytest.mark.parametrize("stack", [True, False])
+def test_blas_chunking_covers_many_chunks(monkeypatch, stack):
     # tiny chunks force many windows, plane crossings and partial final chunks
     monkeypatch.setattr(blas, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(blas, "STACK_CHANNELS", 8 if stack else 0)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((1, 3, 7, 6, 9))
     W = rng.standard_normal((2, 3, 3, 2, 3))
@@ -122,6 +127,76 @@ def test_blas_workspace_is_bounded_on_a_large_volume():
     assert peak_gi - base - volume_bytes < limit  # gx is one volume
     assert peak_gw - base2 < limit
     assert blas.workspace_bytes(32, 32, (64, 64, 64), (3, 3, 3), (4, 4, 4), pads) < limit
+
+
+def test_blas_stacked_taps_keep_the_workspace_bounded():
+    """Four channels of 64^3 into 16: the taps are stacked (an im2col of each chunk), but a
+    whole-volume im2col would be 4*27*64^3*4 B = 113 MB; beyond the output (16 MB) the forward
+    pass may allocate at most 16 MB."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 4, 64, 64, 64), dtype=np.float32)
+    W = rng.standard_normal((16, 4, 3, 3, 3), dtype=np.float32)
+    pads = ((2, 2),) * 3
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        y = blas.corr_forward(x, W, (1, 1, 1), (2, 2, 2), pads)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - base - y.nbytes < 16 << 20
+    assert blas.workspace_bytes(4, 16, (64, 64, 64), (3, 3, 3), (2, 2, 2), pads) < 16 << 20
+    np.testing.assert_allclose(
+        y[0, :, 28:36, 28:36, 28:36],  # a valid correlation of the crop around it
+        corr_reference(x[:, :, 26:38, 26:38, 26:38], W, (1, 1, 1), (2, 2, 2), ((0, 0),) * 3)[0],
+        rtol=1e-4, atol=1e-4,
+    )  # fmt: skip
+
+
+def test_blas_stacks_taps_only_where_it_pays():
+    # (spatial, kernel, dilation, channels): the one-channel first layer on the MNI152 template
+    # stacks; a 5^3 kernel at dilation 4 would leave one row per chunk (11x slower), so not
+    one = ((99, 117, 95), (3, 3, 3), (1, 1, 1), 1)
+    big = ((48, 48, 160), (5, 5, 5), (4, 4, 4), 8)
+    many = ((64, 64, 64), (3, 3, 3), (1, 1, 1), 16)
+    for (spatial, k, d, c), expected in ((one, True), (big, False), (many, False)):
+        pads = tuple(((kk - 1) * dd // 2,) * 2 for kk, dd in zip(k, d, strict=True))
+        grid = blas._Grid(spatial, k, (1, 1, 1), d, pads, c, 16, 4)
+        assert grid.stack is expected, (spatial, k, d, c)
+        assert grid.rows_per_chunk >= (2 * grid.extra if expected else 1)
+
+
+@pytest.mark.torch
+def test_torch_kernels_call_onednn_directly_where_pytorch_would_not(monkeypatch):
+    """Which problems go to ``torch.mkldnn_convolution`` (results: the oracle test above)."""
+    import torch
+
+    from dilnet.backends import torch_backend
+
+    calls = []
+    real = torch.mkldnn_convolution
+    monkeypatch.setattr(
+        torch, "mkldnn_convolution", lambda *a: calls.append(a[0].shape) or real(*a)
+    )
+    rng = np.random.default_rng(5)
+
+    def run(N, dtype, dilation):
+        x = rng.standard_normal((N, 4, 6, 7, 5)).astype(dtype)
+        W = rng.standard_normal((3, 4, 3, 3, 3)).astype(dtype)
+        args = ((1, 1, 1), (dilation,) * 3, ((dilation, dilation),) * 3)
+        calls.clear()
+        y = torch_backend.corr_forward(x, W, *args)
+        torch_backend.corr_grad_input(W, y, x.shape[2:], *args)
+        torch_backend.corr_grad_weights(x, y, (3, 3, 3), *args)
+        return list(calls)
+
+    # batch 1, float32: all three passes (PyTorch's conv3d would run its native slow path)
+    assert run(1, "float32", 1) == [(1, 4, 6, 7, 5), (1, 3, 6, 7, 5), (4, 1, 8, 9, 7)]
+    # batch 2, undilated: oneDNN's own weight gradient (faster there); dilated: the trick
+    assert len(run(2, "float32", 1)) == 2 and len(run(2, "float32", 2)) == 3
+    assert run(1, "float64", 1) == []  # oneDNN has no float64
+    monkeypatch.setattr(torch_backend, "DIRECT_ONEDNN", False)
+    assert run(1, "float32", 1) == []
 
 
 def test_select_cpu_kernels(monkeypatch):
