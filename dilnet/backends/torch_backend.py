@@ -51,14 +51,17 @@ def _symmetric(pads):
     return [b for b, _ in pads] if all(b == a for b, a in pads) else None
 
 
-#: Let the numpy wrappers call oneDNN directly (`_onednn`); False restores PyTorch's public
-#: calls everywhere, which ``bench/torch_cpu.py`` uses to time both in one process.
+#: Let the numpy wrappers use dilnet's float32 CPU routes (`_onednn`); False restores
+#: PyTorch's ``conv3d``, ``conv3d_input`` and ``conv3d_weight`` everywhere, which
+#: ``bench/torch_cpu.py`` uses to time both in one process.
 DIRECT_ONEDNN = True
 
 
 def _onednn(t, direct):
-    """Whether to call oneDNN's convolution directly: float32 on the CPU, from the numpy
-    wrappers (`direct`; under the PYTORCH linker's ``torch.compile`` the op cannot be traced).
+    """Whether dilnet's own routes to oneDNN apply: float32 on the CPU, from the numpy wrappers
+    (`direct`; under the PYTORCH linker's ``torch.compile`` ``torch.mkldnn_convolution`` cannot
+    be traced). The routes: oneDNN called directly where PyTorch would run natively (`_conv`),
+    the input gradient as a forward correlation, the weight gradient as the trick.
 
     PyTorch's own dispatch (2.13 here) sends a CPU convolution to oneDNN only when the batch is
     above 1, the kernel's last two lengths are above 3, there are groups, or ``N * C * D * H``
@@ -76,8 +79,18 @@ def _onednn(t, direct):
     )
 
 
+def _pytorch_native(x, kernel, groups):
+    """Whether PyTorch's CPU dispatch would run this problem natively rather than in oneDNN
+    (see `_onednn`)."""
+    big_kernel = len(kernel) >= 2 and kernel[-1] > 3 and kernel[-2] > 3
+    return x.shape[0] == 1 and groups == 1 and not big_kernel and math.prod(x.shape[:4]) <= 20480
+
+
 def _conv(x, W, stride, padding, dilation, groups, direct):
-    if _onednn(x, direct):
+    """A correlation: oneDNN called directly where PyTorch would run it natively, else
+    PyTorch's own call (which then picks oneDNN itself, and was up to 7 % faster there: a
+    16-channel context module at 64³, 139 against 148 ms)."""
+    if _onednn(x, direct) and _pytorch_native(x, W.shape[2:], groups):
         nd = x.ndim - 2
         padding = [padding] * nd if isinstance(padding, int) else list(padding)
         return torch.mkldnn_convolution(
@@ -125,13 +138,6 @@ def t_grad_input(W, gy, spatial, stride, dilation, pads, groups=1, direct=False)
     return gxp[(slice(None), slice(None), *inner)]
 
 
-def _pytorch_native(x, kernel, groups):
-    """Whether PyTorch's CPU dispatch would run this problem natively rather than in oneDNN
-    (see `_onednn`)."""
-    big_kernel = len(kernel) >= 2 and kernel[-1] > 3 and kernel[-2] > 3
-    return x.shape[0] == 1 and groups == 1 and not big_kernel and math.prod(x.shape[:4]) <= 20480
-
-
 def t_grad_weights(x, gy, kernel, stride, dilation, pads, groups=1, direct=False):
     """Tensor version of `corr_grad_weights`.
 
@@ -139,7 +145,7 @@ def t_grad_weights(x, gy, kernel, stride, dilation, pads, groups=1, direct=False
     or the kernel is dilated, it is the backward-wrt-weights trick run forwards: a correlation
     of the padded input with the samples as channels and its channels as the batch, by the output
     gradient as the kernel, strided by the dilation and dilated by the stride (oneDNN; 0.09 to
-    0.78 times ``conv3d_weight``'s time in those cases in ``bench/torch_cpu.py``; undilated on
+    0.84 times ``conv3d_weight``'s time in those cases in ``bench/torch_cpu.py``; undilated on
     PyTorch's oneDNN path its own weight gradient was faster: 20 against 34 ms for 32 channels
     at 48³)."""
     O, C = gy.shape[1], x.shape[1]

@@ -167,17 +167,27 @@ def test_blas_stacks_taps_only_where_it_pays():
 
 
 @pytest.mark.torch
-def test_torch_kernels_call_onednn_directly_where_pytorch_would_not(monkeypatch):
-    """Which problems go to ``torch.mkldnn_convolution`` (results: the oracle test above)."""
+def test_torch_kernels_route_each_problem(monkeypatch):
+    """Which call each problem takes (their results: the oracle test above): oneDNN directly
+    where PyTorch's dispatch would run natively (batch 1, small), the input gradient as a
+    forward correlation and the weight gradient as the trick in float32, PyTorch's own
+    gradients otherwise."""
     import torch
 
-    from dilnet.backends import torch_backend
+    from dilnet.backends import torch_backend as tb
 
     calls = []
-    real = torch.mkldnn_convolution
-    monkeypatch.setattr(
-        torch, "mkldnn_convolution", lambda *a: calls.append(a[0].shape) or real(*a)
-    )
+
+    def spy(name, fn):
+        # the first argument: the input (its shape, for conv3d_input)
+        return lambda *a, **k: (
+            calls.append((name, tuple(getattr(a[0], "shape", a[0])))) or fn(*a, **k)
+        )
+
+    monkeypatch.setattr(torch, "mkldnn_convolution", spy("onednn", torch.mkldnn_convolution))
+    monkeypatch.setitem(tb._CONV, 3, spy("conv", tb._CONV[3]))
+    monkeypatch.setitem(tb._GRAD_INPUT, 3, spy("grad_input", tb._GRAD_INPUT[3]))
+    monkeypatch.setitem(tb._GRAD_WEIGHT, 3, spy("grad_weight", tb._GRAD_WEIGHT[3]))
     rng = np.random.default_rng(5)
 
     def run(N, dtype, dilation):
@@ -185,18 +195,20 @@ def test_torch_kernels_call_onednn_directly_where_pytorch_would_not(monkeypatch)
         W = rng.standard_normal((3, 4, 3, 3, 3)).astype(dtype)
         args = ((1, 1, 1), (dilation,) * 3, ((dilation, dilation),) * 3)
         calls.clear()
-        y = torch_backend.corr_forward(x, W, *args)
-        torch_backend.corr_grad_input(W, y, x.shape[2:], *args)
-        torch_backend.corr_grad_weights(x, y, (3, 3, 3), *args)
-        return list(calls)
+        y = tb.corr_forward(x, W, *args)
+        tb.corr_grad_input(W, y, x.shape[2:], *args)
+        tb.corr_grad_weights(x, y, (3, 3, 3), *args)
+        return [name for name, _ in calls], calls[-1][1]
 
-    # batch 1, float32: all three passes (PyTorch's conv3d would run its native slow path)
-    assert run(1, "float32", 1) == [(1, 4, 6, 7, 5), (1, 3, 6, 7, 5), (4, 1, 8, 9, 7)]
-    # batch 2, undilated: oneDNN's own weight gradient (faster there); dilated: the trick
-    assert len(run(2, "float32", 1)) == 2 and len(run(2, "float32", 2)) == 3
-    assert run(1, "float64", 1) == []  # oneDNN has no float64
-    monkeypatch.setattr(torch_backend, "DIRECT_ONEDNN", False)
-    assert run(1, "float32", 1) == []
+    # batch 1: PyTorch would run natively, so oneDNN directly; the trick's batch is the 4
+    # channels, which PyTorch sends to oneDNN itself
+    assert run(1, "float32", 1) == (["onednn", "onednn", "conv"], (4, 1, 8, 9, 7))
+    # batch 2, undilated: PyTorch's calls, its own (oneDNN) weight gradient; dilated: the trick
+    assert run(2, "float32", 1)[0] == ["conv", "conv", "grad_weight"]
+    assert run(2, "float32", 2) == (["conv", "conv", "conv"], (4, 2, 10, 11, 9))
+    assert run(1, "float64", 1)[0] == ["conv", "grad_input", "grad_weight"]  # no oneDNN f64
+    monkeypatch.setattr(tb, "DIRECT_ONEDNN", False)
+    assert run(1, "float32", 1)[0] == ["conv", "grad_input", "grad_weight"]
 
 
 def test_select_cpu_kernels(monkeypatch):
