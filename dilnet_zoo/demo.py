@@ -84,5 +84,8 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `make demo`: a process of its own, so malloc may keep large arrays
+    from dilnet.allocator import reuse_freed_memory
+
+    reuse_freed_memory()
     sys.exit(main())
