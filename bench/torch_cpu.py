@@ -22,12 +22,11 @@ public calls, as before), BLAS with stacked taps for few channels (as now) and B
 import argparse
 import json
 import platform
-import statistics
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from conv import interleaved_medians as medians  # bench/conv.py: paths take turns
 
 import dilnet
 from dilnet.backends import blas, torch_backend
@@ -42,19 +41,6 @@ PROBLEMS = [
     (1, 32, 32, (64, 64, 64), 4),  # a large crop (oneDNN in PyTorch too)
     (1, 32, 32, (48, 48, 48), 1),  # undilated, oneDNN in PyTorch: its weight gradient is kept
 ]
-
-
-def medians(fns, rounds, per_round=2):
-    """Median ms per callable, the callables taking turns (drift hits them alike)."""
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            fn()
-            for _ in range(per_round):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
 
 
 def rel_diff(a, b):
@@ -94,8 +80,8 @@ def problem(N, C, O, spatial, d, rounds):
             # BLAS in a phase of its own: OpenBLAS's threads spin after a call and slow the
             # next OpenMP (torch) call on two cores, which would bias whichever torch path
             # follows a BLAS call
-            t = medians({"pytorch": torch_fns[key], "dilnet": dilnet_fns[key]}, rounds)
-            t |= medians({"blas": blas_fns[key]}, rounds)
+            t = medians({"pytorch": torch_fns[key], "dilnet": dilnet_fns[key]}, rounds, 2)
+            t |= medians({"blas": blas_fns[key]}, rounds, 2)
             out[key] = {
                 "pytorch_ms": t["pytorch"],
                 "dilnet_torch_ms": t["dilnet"],
