@@ -9,7 +9,8 @@ Times, on the whole MNI152 template written as NIfTI (99 x 117 x 95, 2 mm):
   (a fresh process: imports, loading and verifying the weights, compiling from PyTensor's
   warm cache, reading, predicting, writing);
 * the peer: the same in this process, already warm: ``read_volume`` + min-max scaling (the
-  CLI's default for zoo networks) + ``predict_volume`` + ``write_volume``, the model loaded once.
+  CLI's default for zoo networks) + ``predict_volume`` + ``write_volume``, the model loaded once,
+  with malloc set as the command sets it for itself (``dilnet.allocator.reuse_freed_memory``).
 
 Prints the medians and the ratio CLI / in-process, and checks that both wrote the same labels.
 """
@@ -30,6 +31,7 @@ import pytensor
 
 import dilnet
 import dilnet_zoo
+from dilnet.allocator import reuse_freed_memory
 from dilnet.cli import normalize
 from dilnet.inference import predict_volume
 from dilnet.io.volume import read_volume, write_volume
@@ -66,6 +68,7 @@ def main(argv=None):
                        check=True, capture_output=True)  # fmt: skip
 
     model = dilnet_zoo.load("context3d-basic", pretrained=True)
+    reuse_freed_memory()  # as the dilnet command does for its own process
 
     def in_process():
         volume = read_volume(tmp / "t1.nii.gz")
