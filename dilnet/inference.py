@@ -361,12 +361,10 @@ def _axis_tiles(length, tile, before, after, same_shape=False):
     With `same_shape`, every crop has the largest crop's length ``tile + before + after``
     instead: a crop at the volume's edge needs the halo on one side only, so the edge tiles
     take the rest (the first is ``tile + before`` long, the last up to ``tile + after``);
-    `_same_shape_tile` makes the last one (nearly) full. Where that length covers the axis,
-    the axis is one tile."""
+    `_same_shape_tile` makes the last one (nearly) full, and makes `tile` the whole axis where
+    one crop covers it."""
     full = min(length, tile + before + after)
-    if same_shape and full == length:  # one crop: the whole axis, so one tile
-        return [(0, length, 0, length)]
-    if not same_shape:
+    if not same_shape or full == length:  # (one crop of the whole axis: `tile` is the axis)
         return [
             (start, min(start + tile, length), max(0, start - before),
              min(length, start + tile + after))

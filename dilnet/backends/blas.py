@@ -133,15 +133,21 @@ class _Grid:
         return slice(0, (self.m[2] - 1) * self.s[2] + 1, self.s[2])
 
 
+def _plane_window(x, grid, g0, g1, plane_off, win):
+    """Fill the window for chunk rows ``[g0, g1)`` and kernel plane offset `plane_off`; return
+    it flat, ``(C, (rows + extra) * P2)``."""
+    C, P2, length = x.shape[0], grid.P[2], g1 - g0 + grid.extra
+    grid.fill_window(x, g0 + plane_off, g1 + plane_off + grid.extra,
+                     win[:, : length * P2].reshape(C, length, P2))  # fmt: skip
+    return win[:, : length * P2]
+
+
 def _stacked(x, grid, g0, g1, win, stack):
     """The chunk's im2col, ``(C * taps, rows * P2)``: row ``tap * C + c`` holds channel ``c``
     shifted by kernel tap ``tap`` (taps in W's order)."""
-    C, P2, rows = x.shape[0], grid.P[2], g1 - g0
-    n = rows * P2
+    C, n = x.shape[0], (g1 - g0) * grid.P[2]
     for a, plane_off in enumerate(grid.plane_offsets):
-        w3 = win[:, : (rows + grid.extra) * P2].reshape(C, rows + grid.extra, P2)
-        grid.fill_window(x, g0 + plane_off, g1 + plane_off + grid.extra, w3)
-        wf = win[:, : (rows + grid.extra) * P2]
+        wf = _plane_window(x, grid, g0, g1, plane_off, win)
         for t, (_, _, off) in enumerate(grid.inplane):
             row = (a * len(grid.inplane) + t) * C
             stack[row : row + C, :n] = wf[:, off : off + n]
@@ -150,41 +156,34 @@ def _stacked(x, grid, g0, g1, win, stack):
 
 def _forward3d(x, W, grid, y, buffers):
     """y (O, m0, m1, m2) = correlation of x (C, n0, n1, n2) with W (O, C, k0, k1, k2)."""
-    win, acc, tmp = buffers[:3]
+    win, acc, tmp, stack = buffers
     C, O, P2 = x.shape[0], W.shape[0], grid.P[2]
-    if grid.stack:
+    if grid.stack:  # (O, taps * C), in the stack's row order
         Wk = np.ascontiguousarray(W.reshape(O, C, -1).transpose(0, 2, 1).reshape(O, -1))
-        cols = grid.columns()
-        for g0, g1 in grid.chunks():
-            rows = g1 - g0
-            a_out = acc[:, : rows * P2]
-            np.matmul(Wk, _stacked(x, grid, g0, g1, win, buffers[3]), out=a_out)
-            a3 = a_out.reshape(O, rows, P2)
-            for plane, out_rows, chunk_rows in grid._output_pieces(g0, g1):
-                y[:, plane, out_rows] = a3[:, chunk_rows, cols]
-        return
-    taps = [
-        [np.ascontiguousarray(W[:, :, a, b, c]) for b, c, _ in grid.inplane]
-        for a in range(W.shape[2])
-    ]
+    else:
+        taps = [
+            [np.ascontiguousarray(W[:, :, a, b, c]) for b, c, _ in grid.inplane]
+            for a in range(W.shape[2])
+        ]
     cols = grid.columns()
     for g0, g1 in grid.chunks():
         rows = g1 - g0
         n = rows * P2
         a_out = acc[:, :n]
-        first = True
-        for a, plane_off in enumerate(grid.plane_offsets):
-            w3 = win[:, : (rows + grid.extra) * P2].reshape(C, rows + grid.extra, P2)
-            grid.fill_window(x, g0 + plane_off, g1 + plane_off + grid.extra, w3)
-            wf = win[:, : (rows + grid.extra) * P2]
-            for (_, _, off), Wt in zip(grid.inplane, taps[a], strict=True):
-                if first:
-                    np.matmul(Wt, wf[:, off : off + n], out=a_out)
-                    first = False
-                else:
-                    t = tmp[:, :n]
-                    np.matmul(Wt, wf[:, off : off + n], out=t)
-                    a_out += t
+        if grid.stack:
+            np.matmul(Wk, _stacked(x, grid, g0, g1, win, stack), out=a_out)
+        else:
+            first = True
+            for a, plane_off in enumerate(grid.plane_offsets):
+                wf = _plane_window(x, grid, g0, g1, plane_off, win)
+                for (_, _, off), Wt in zip(grid.inplane, taps[a], strict=True):
+                    if first:
+                        np.matmul(Wt, wf[:, off : off + n], out=a_out)
+                        first = False
+                    else:
+                        t = tmp[:, :n]
+                        np.matmul(Wt, wf[:, off : off + n], out=t)
+                        a_out += t
         a3 = a_out.reshape(O, rows, P2)
         for plane, out_rows, chunk_rows in grid._output_pieces(g0, g1):
             y[:, plane, out_rows] = a3[:, chunk_rows, cols]
@@ -192,7 +191,7 @@ def _forward3d(x, W, grid, y, buffers):
 
 def _grad_weights3d(x, gy, grid, gW, buffers):
     """gW (O, C, k0, k1, k2) += correlation of x (C, ...) with gy (O, m0, m1, m2)."""
-    win, gyc, tmp = buffers[:3]
+    win, gyc, tmp, stack = buffers
     C, O, P2 = x.shape[0], gy.shape[0], grid.P[2]
     cols = grid.columns()
     for g0, g1 in grid.chunks():
@@ -205,31 +204,30 @@ def _grad_weights3d(x, gy, grid, gW, buffers):
         gflat = gyc[:, :n]
         if grid.stack:
             # one GEMM for all taps: (O, n) @ (n, taps * C) -> (O, taps, C)
-            per_tap = gflat @ _stacked(x, grid, g0, g1, win, buffers[3]).T
+            per_tap = gflat @ _stacked(x, grid, g0, g1, win, stack).T
             gW += per_tap.reshape(O, -1, C).transpose(0, 2, 1).reshape(gW.shape)
             continue
         for a, plane_off in enumerate(grid.plane_offsets):
-            w3 = win[:, : (rows + grid.extra) * P2].reshape(C, rows + grid.extra, P2)
-            grid.fill_window(x, g0 + plane_off, g1 + plane_off + grid.extra, w3)
-            wf = win[:, : (rows + grid.extra) * P2]
+            wf = _plane_window(x, grid, g0, g1, plane_off, win)
             for b, c, off in grid.inplane:
                 np.matmul(gflat, wf[:, off : off + n].T, out=tmp)
                 gW[:, :, a, b, c] += tmp
 
 
 def _buffers(grid, C, O, dtype, for_weights=False):
-    """Window (C, rows), accumulator (O, rows) and GEMM scratch: (O, rows), or (O, C) for the
-    weight gradient, whose GEMMs produce one kernel tap's weights; with stacked taps an empty
-    scratch and the stack (C * taps, rows) instead."""
+    """``(window, accumulator, scratch, stack)``: window (C, rows), accumulator (O, rows), and
+    either the per-tap GEMM scratch -- (O, rows), or (O, C) for the weight gradient, whose GEMMs
+    produce one kernel tap's weights -- or, with stacked taps, the stack (C * taps, rows); the
+    unused one is None."""
     P2 = grid.P[2]
     rows = min(grid.rows_per_chunk, max(1, grid.m[0] * grid.P[1]))
     win = np.empty((C, (rows + grid.extra) * P2), dtype)
     acc = np.empty((O, rows * P2), dtype)
-    if grid.stack:  # the stacked taps replace the per-tap scratch
+    if grid.stack:
         taps = len(grid.plane_offsets) * len(grid.inplane)
-        return win, acc, np.empty((0, 0), dtype), np.empty((C * taps, rows * P2), dtype)
+        return win, acc, None, np.empty((C * taps, rows * P2), dtype)
     tmp = np.empty((O, C), dtype) if for_weights else np.empty((O, rows * P2), dtype)
-    return win, acc, tmp
+    return win, acc, tmp, None
 
 
 def workspace_bytes(in_channels, out_channels, spatial, kernel, dilation, pads, itemsize=4):
@@ -238,9 +236,8 @@ def workspace_bytes(in_channels, out_channels, spatial, kernel, dilation, pads, 
     n, k, d = _as3d(nd, spatial, kernel, dilation, fill=1)
     (p,) = _as3d(nd, pads, fill=(0, 0))
     grid = _Grid(n, k, (1, 1, 1), d, p, in_channels, out_channels, itemsize)
-    return sum(
-        b.nbytes for b in _buffers(grid, in_channels, out_channels, np.dtype(f"f{itemsize}"))
-    )
+    buffers = _buffers(grid, in_channels, out_channels, np.dtype(f"f{itemsize}"))
+    return sum(b.nbytes for b in buffers if b is not None)
 
 
 def _prepare(x, nd, stride, dilation, pads, kernel):

@@ -303,7 +303,7 @@ def test_the_cuda_path_on_a_second_device(tmp_path):
 
         import sys
         sys.path.insert(0, {os.path.dirname(__file__)!r})
-        from test_device import data, pair_without_dropout, spec
+        from test_device import data, spec
         from dilnet import Sequential, blocks as B
         from dilnet.inference import predict_volume
         from dilnet.model import Model, load_model
