@@ -17,8 +17,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: $(VENV)/.installed
 	$(PY) -m dilnet_zoo.demo
 
-test: $(VENV)/.installed
-	$(PY) -m ruff check dilnet dilnet_zoo tests bench docs
+test: lint
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed

@@ -21,9 +21,12 @@ from . import random as random
 from . import regularization as regularization
 from . import shapes as shapes
 from . import updates as updates
+from ._version import __version__ as __version__
 from .backends.select import get_cpu_kernels as get_cpu_kernels
 from .backends.select import set_cpu_kernels as set_cpu_kernels
 from .blocks import Sequential as Sequential
+from .blocks.config import from_config as from_config
+from .blocks.config import to_config as to_config
 from .compiler import build as build
 from .errors import (
     BackendError as BackendError,
@@ -46,9 +49,6 @@ from .errors import (
 from .errors import (
     WeightsError as WeightsError,
 )
-from .io.config import from_config as from_config
-from .io.config import to_config as to_config
 from .io.summary import format_summary as format_summary
 from .ops import dilated_conv as dilated_conv
 
-__version__ = "0.1.0.dev0"

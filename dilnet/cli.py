@@ -1,11 +1,15 @@
-"""The ``dilnet`` command.
+"""The ``dilnet`` command: parsing, printing and exit codes; the work is done by the library
+(`dilnet.training`, `dilnet.inference`, `dilnet.io`).
 
-    dilnet zoo list                          the zoo's networks
-    dilnet zoo info NAME                     a network's model card
     dilnet summary SPEC.json|MODEL.npz|zoo:NAME [--input-size N|ZxYxX] [--batch-size N]
     dilnet predict --model zoo:NAME|MODEL.npz --input VOLUME --output VOLUME
                    [--memory-limit 1GiB | --tile N|ZxYxX] [--probabilities] [--normalize minmax]
     dilnet train CONFIG.json                 train as a JSON config says (dilnet.io.train_config)
+
+and the commands of installed plugins (`dilnet.plugins`); with `dilnet_zoo`:
+
+    dilnet zoo list                          the zoo's networks
+    dilnet zoo info NAME                     a network's model card
     dilnet demo                              the main job: segment the MNI152 template
 
 Volumes are NIfTI (``.nii``, ``.nii.gz``; affine and header carried to the output), ``.npy`` /
@@ -21,14 +25,12 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import sys
 import time
 import traceback
 from pathlib import Path
 
-import numpy as np
-
+from . import plugins
 from .allocator import reuse_freed_memory
 from .errors import ConfigError, DilnetError, VolumeError
 
@@ -73,15 +75,22 @@ def _lengths(text):
 
 
 def _model_ref(text):
-    if text.startswith("zoo:"):
-        if not text[4:]:
-            raise argparse.ArgumentTypeError("expected zoo:NAME (see `dilnet zoo list`)")
+    found = plugins.model_source(text)
+    if found is not None:
+        source, name = found
+        if not name:
+            listing = f" (see `{source.listing}`)" if source.listing else ""
+            raise argparse.ArgumentTypeError(f"expected {source.prefix}:NAME{listing}")
         return text
     if not text.lower().endswith((".npz", ".json")):
-        raise argparse.ArgumentTypeError(
-            f"expected zoo:NAME, a model .npz (Model.save) or a spec .json; received {text!r}"
-        )
+        forms = ", ".join([*_forms(), "a model .npz (Model.save) or a spec .json"])
+        raise argparse.ArgumentTypeError(f"expected {forms}; received {text!r}")
     return text
+
+
+def _forms():
+    """``PREFIX:NAME`` of each registered model source (`dilnet.plugins`): ``["zoo:NAME"]``."""
+    return [f"{prefix}:NAME" for prefix in plugins.registry().model_sources]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,182 +115,31 @@ class _Console:
 
 
 # ---------------------------------------------------------------------------------------------
-# models
-
-
-def _zoo():
-    import dilnet_zoo
-
-    return dilnet_zoo
-
-
-def _spec(ref):
-    """The spec of a model reference: zoo:NAME, a spec JSON or a model .npz."""
-    from .io.config import from_config
-
-    if ref.startswith("zoo:"):
-        return _zoo().get_spec(ref[4:])
-    path = Path(ref)
-    if ref.lower().endswith(".json"):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read the spec ({err.strerror}).") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not a spec (not UTF-8 JSON text).") from None
-        except json.JSONDecodeError as err:
-            raise ConfigError(
-                f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})."
-            ) from None
-        try:
-            return from_config(data)
-        except DilnetError as err:
-            raise type(err)(f"{path}: {err}") from None
-    return from_config(_manifest(path)["metadata"]["spec"])
-
-
-def _manifest(path):
-    """The manifest of a model file written by `Model.save` (verified)."""
-    from .errors import WeightsError
-    from .io.weights import read_checkpoint
-
-    try:
-        _, manifest = read_checkpoint(str(path))
-    except WeightsError as err:
-        if "__manifest__" not in str(err):
-            raise
-        raise WeightsError(
-            f"{err} A model file for the command line is written by Model.save, Model."
-            "save_weights or `dilnet train`; weights saved by Lasagne (np.savez) load with "
-            "dilnet.interop.lasagne (load_npz, set_lasagne_param_values), then Model.save."
-        ) from None
-    if "spec" not in manifest.get("metadata", {}):
-        raise ConfigError(
-            f"{path}: holds weights but no model config (it was not written by Model.save or "
-            "Model.save_weights); build the model in Python and use load_weights."
-        )
-    return manifest
-
-
-def _load_model(ref):
-    """(model, metadata) for a reference: zoo:NAME (pretrained) or a model .npz."""
-    from .model import load_model
-
-    if ref.startswith("zoo:"):
-        # the zoo was trained on the template's T1 in [0, 1]: scale scanner intensities so
-        return _zoo().load(ref[4:], pretrained=True), {"normalize": "minmax"}
-    if ref.lower().endswith(".json"):
-        raise ConfigError(
-            f"{ref}: a spec has no trained weights; give a model .npz written by Model.save or "
-            "`dilnet train`, or zoo:NAME."
-        )
-    metadata = _manifest(ref)["metadata"]
-    preprocessing = metadata.get("preprocessing", {})
-    return load_model(ref), {"normalize": preprocessing.get("normalize", "none")}
-
-
-def _rank(network):
-    return len(network.input_layer.shape) - 2
-
-
-def normalize(array, how):
-    """`array` as float32, min-max scaled per channel to [0, 1] for ``how="minmax"`` (a
-    constant channel becomes 0); unchanged values for ``how="none"``."""
-    array = np.asarray(array, dtype=np.float32)
-    if how == "none":
-        return array
-    axes = tuple(range(1, array.ndim))
-    low, high = array.min(axis=axes, keepdims=True), array.max(axis=axes, keepdims=True)
-    span = np.where(high > low, high - low, 1)
-    return (array - low) / span
-
-
-def _check_finite(volume):
-    """NaN or infinite voxels would spread through every receptive field they touch."""
-    bad = int(np.size(volume.data) - np.count_nonzero(np.isfinite(volume.data)))
-    if bad:
-        raise VolumeError(
-            f"{volume.path}: expected finite intensities; received {bad:,} NaN or infinite "
-            "voxel(s) (replace them, e.g. with np.nan_to_num, before predicting)."
-        )
-
-
-def _check_channels(volume, channels, rank, what):
-    if volume.channels != channels:
-        layout = {"nifti": "(X, Y, Z, C)" if rank == 3 else "(X, Y, C)"}.get(
-            volume.format, "(C, Z, Y, X)" if rank == 3 else "(C, Y, X)"
-        )
-        raise VolumeError(
-            f"{volume.path}: expected {channels} channel(s), the input of {what} (a {rank}D "
-            f"model); received {volume.channels} (read as {volume.data.shape}, (C, *spatial)). "
-            f"A {volume.format} file of {rank} dims is one channel; channels are {layout}."
-        )
-
-
-# ---------------------------------------------------------------------------------------------
 # commands
-
-
-def _zoo_list(args, console):
-    zoo = _zoo()
-    rows = [("name", "pretrained", "parameters", "field", "held-out Dice", "summary")]
-    for name in zoo.list_models():
-        entry = zoo.info(name)
-        network = zoo.get_spec(name).build()
-        weights = zoo.weights_path(name)
-        dice = "-"
-        record = weights.with_suffix(".json") if weights is not None else None
-        if record is not None and record.is_file():
-            metrics = json.loads(record.read_text()).get("metrics", {})
-            if "mean_dice_csf_gm_wm" in metrics:
-                dice = f"{metrics['mean_dice_csf_gm_wm']:.3f}"
-        rows.append(
-            (
-                name,
-                "yes" if weights is not None else "no",
-                f"{network.count_params(trainable=True):,}",
-                "x".join(str(f.size) for f in network.receptive_field),
-                dice,
-                entry.summary,
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)]
-        console.result("  ".join([*cells, row[-1]]))
-    return EXIT_OK
-
-
-def _zoo_info(args, console):
-    zoo = _zoo()
-    text = re.sub(r"\n?<!--.*?-->", "", zoo.card(args.name), flags=re.S)  # the recipe's markers
-    weights = zoo.weights_path(args.name)
-    console.result(text.rstrip("\n"))
-    console.note(
-        f"\nweights: {weights} (verified when loaded)"
-        if weights is not None
-        else f"\nweights: none shipped (train with `python -m dilnet_zoo.recipes.train {args.name}`)"
-    )
-    return EXIT_OK
 
 
 def _summary(args, console):
     import pytensor
 
-    from .io.config import from_config
+    from .blocks.config import from_config
+    from .training import model_manifest, spec_from_ref
 
     # in the dtype a Model of it computes in: float32, or what the model file records
     if args.target.lower().endswith(".npz"):
-        metadata = _manifest(Path(args.target))["metadata"]  # read and verified once
+        metadata = model_manifest(Path(args.target))["metadata"]  # read and verified once
         spec, dtype = from_config(metadata["spec"]), metadata.get("dtype", "float32")
     else:
-        spec, dtype = _spec(args.target), "float32"
+        spec, dtype = spec_from_ref(args.target), "float32"
     rank = _rank(spec.build())
     size = _per_axis(args.input_size, rank, "--input-size")
     with pytensor.config.change_flags(floatX=dtype):
         text = spec.summary(input_size=size, batch_size=args.batch_size, print_fn=None)
     console.result(text)
     return EXIT_OK
+
+
+def _rank(network):
+    return len(network.input_layer.shape) - 2
 
 
 def _per_axis(lengths, rank, option):
@@ -310,16 +168,17 @@ def _check_output(path, force, what="--output"):
 
 def _predict(args, console):
     from .inference import predict_volume
-    from .io.volume import read_volume, write_volume
+    from .io.volume import write_volume
+    from .model.data import normalize
+    from .training import model_from_ref, read_image
 
     _check_output(args.output, args.force)
     start = time.perf_counter()
-    model, recorded = _load_model(args.model)
+    model, recorded = model_from_ref(args.model)
     rank = _rank(model.network)
     tile = _per_axis(args.tile, rank, "--tile")
-    volume = read_volume(args.input, rank=rank, key=args.key)
-    _check_channels(volume, model.network.input_layer.shape[1], rank, args.model)
-    _check_finite(volume)
+    channels = model.network.input_layer.shape[1]
+    volume = read_image(args.input, rank=rank, channels=channels, what=args.model, key=args.key)
     how = args.normalize or recorded["normalize"]
     console.note(
         f"{args.model}: {volume.path.name} {volume.data.shape[0]} channel(s) x "
@@ -345,198 +204,25 @@ def _predict(args, console):
     return EXIT_OK
 
 
-def _read_pairs(pairs, base, rank, how, channels, classes, ignore_label):
-    """(images, labels): images (C, *spatial) float32, labels int64 (*spatial)."""
-    from .io.volume import read_volume
-
-    images, labels = [], []
-    for pair in pairs:
-        image = read_volume(base / pair.image, rank=rank)
-        label = read_volume(base / pair.labels, rank=rank)
-        _check_channels(image, channels, rank, "the model")
-        _check_finite(image)
-        if label.channels != 1 or label.spatial != image.spatial:
-            raise VolumeError(
-                f"{label.path}: expected one label map of the image's size "
-                f"{image.spatial}; received {label.channels} channel(s) of {label.spatial}."
-            )
-        values = label.data[0]
-        if not np.issubdtype(values.dtype, np.integer):
-            if not np.array_equal(values, np.round(values)):
-                raise VolumeError(
-                    f"{label.path}: expected integer class labels; received non-integer values "
-                    f"(e.g. {float(values[values != np.round(values)].flat[0])}); round them "
-                    "or save the labels as integers."
-                )
-        values = values.astype(np.int64)
-        valid = (values >= 0) & (values < classes)
-        if ignore_label is not None:
-            valid |= values == ignore_label
-        if not valid.all():
-            found = np.unique(values[~valid])[:5].tolist()
-            raise VolumeError(
-                f"{label.path}: expected class labels 0..{classes - 1} (the model's "
-                f"{classes} classes){'' if ignore_label is None else f' or {ignore_label}'}; "
-                f"received {found}. Set num_classes in the model (or ignore_label in the config "
-                "for voxels without a class)."
-            )
-        images.append(normalize(image.data, how))
-        labels.append(values)
-    return images, labels
-
-
-def _train_data(config, base, rank, channels, classes):
-    if config.builtin_data == "mni152":
-        from dilnet_zoo.data.mni152 import hemispheres, load_mni152
-
-        if rank != 3 or channels != 1:
-            raise ConfigError(
-                f"builtin_data 'mni152' is one-channel 3D; the model takes {channels} "
-                f"channel(s) in {rank}D."
-            )
-        (x, y), (x_val, y_val) = hemispheres(load_mni152())
-        pairs = ([normalize(x[None], config.normalize)], [y])
-        return pairs, ([normalize(x_val[None], config.normalize)], [y_val])
-    args = (base, rank, config.normalize, channels, classes, config.ignore_label)
-    train = _read_pairs(config.train, *args)
-    validation = _read_pairs(config.validation, *args)
-    return train, validation if validation[0] else None
-
-
 def _train(args, console):
-    import dilnet
-
-    from .inference import predict_volume
-    from .io.config import from_config
     from .io.train_config import read_train_config
-    from .model import LearningRateScheduler, Model, PatchSampler, cosine_decay
+    from .training import output_path, train_from_config
 
     path = Path(args.config)
     config = read_train_config(path)
-    base = path.parent
-    output = base / config.output
-    if not output.name.lower().endswith(".npz"):
-        raise ConfigError(f"{path}: $.output: expected a .npz file; received {config.output!r}.")
+    output = output_path(config, path.parent, where=str(path))
     _check_output(output, args.force, what="the config's output")
-
-    zoo_name = config.model[4:] if isinstance(config.model, str) and config.model.startswith(
-        "zoo:") else None  # fmt: skip
-    if config.overrides and zoo_name is None:
-        raise ConfigError(f"{path}: $.overrides: expected none for a model that is not zoo:NAME; "
-                          f"received {config.overrides}.")  # fmt: skip
-    if config.pretrained and zoo_name is None:
-        raise ConfigError(f"{path}: $.pretrained: expected false for a model that is not "
-                          "zoo:NAME (a model .npz starts from its own weights); received true.")  # fmt: skip
-    if isinstance(config.model, dict):
-        spec = from_config(config.model)
-    elif zoo_name is not None:
-        spec = _zoo().get_spec(zoo_name, **config.overrides)
-    else:
-        spec = _spec(str(base / config.model))
-    model = Model(spec, seed=config.seed)
-    skipped = []
-    if config.pretrained:
-        entry = _zoo().info(zoo_name)
-        weights = _zoo().weights_path(zoo_name)
-        if weights is None:
-            raise ConfigError(f"{path}: $.pretrained: {config.model} has no pretrained weights "
-                              f"(see `dilnet zoo list`).")  # fmt: skip
-        for key, value in config.overrides.items():
-            # a new number of classes changes the classifier only; other shape overrides would
-            # leave almost nothing of the pretrained weights
-            if (
-                key in entry.shape_overrides
-                and key != "num_classes"
-                and value != entry.defaults[key]
-            ):
-                raise ConfigError(
-                    f"{path}: $.overrides.{key}: expected {entry.defaults[key]!r} with "
-                    f"pretrained=true (the pretrained weights have that shape; only num_classes "
-                    f"may change, which retrains the classifier); received {value!r}."
-                )
-        new_classes = config.overrides.get("num_classes", entry.defaults.get("num_classes"))
-        fine_tune = new_classes != entry.defaults.get("num_classes")
-        skipped = model.load_weights(weights, cast=True, skip_mismatch=fine_tune)["skipped"]
-        if skipped:
-            console.note(
-                f"pretrained {zoo_name} with num_classes={new_classes}: {len(skipped)} "
-                f"parameter(s) of the classifier start from their initial values: "
-                f"{', '.join(skipped)}"
-            )
-    elif isinstance(config.model, str) and config.model.lower().endswith(".npz"):
-        model.load_weights(base / config.model, cast=True)
-    network = model.network
-    rank, channels = _rank(network), network.input_layer.shape[1]
-    if len(config.patch_size) not in (1, rank):
-        raise ConfigError(
-            f"{path}: $.patch_size: expected one length or {rank} (a {rank}D model); received "
-            f"{list(config.patch_size)}."
-        )
-    patch = config.patch_size * rank if len(config.patch_size) == 1 else config.patch_size
-    classes = network.output_shape[1]
-    (images, labels), validation = _train_data(config, base, rank, channels, classes)
-
-    model.compile(config.optimizer, config.loss, list(config.metrics),
-                  learning_rate=config.learning_rate, ignore_label=config.ignore_label)  # fmt: skip
-    sampler = PatchSampler(images, labels, patch, batch_size=config.batch_size,
-                           strategy=config.sampling, ignore_label=config.ignore_label,
-                           seed=config.seed, steps_per_epoch=config.steps_per_epoch)  # fmt: skip
-    val_sampler = None
-    if validation is not None:
-        val_sampler = PatchSampler(*validation, patch, batch_size=config.batch_size,
-                                   seed=config.seed + 1,
-                                   steps_per_epoch=config.validation_steps)  # fmt: skip
-    callbacks = []
-    if config.schedule == "cosine":
-        schedule = cosine_decay(
-            config.learning_rate, config.epochs, final=config.learning_rate / 20
-        )
-        callbacks.append(LearningRateScheduler(schedule))
-    console.note(
-        f"training {config.model if isinstance(config.model, str) else 'the inline spec'}: "
-        f"{network.count_params(trainable=True):,} parameters, {len(images)} volume(s), "
-        f"{config.epochs} epoch(s) of {config.steps_per_epoch} steps, patches "
-        f"{'x'.join(map(str, patch))}"
-    )
-    start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # fit's epoch lines are notes, not results
-        history = model.fit(sampler, epochs=config.epochs, validation_data=val_sampler,
-                            callbacks=callbacks,
-                            verbose=0 if console.quiet else 1 if console.progress else 2)  # fmt: skip
-    seconds = time.perf_counter() - start
-    results = {}
-    if validation is not None:
-        from .model.metrics import dice_per_class
-
-        dice = []
-        for image, label in zip(*validation, strict=True):
-            prediction = predict_volume(model, image, progress=False).argmax(axis=0)
-            dice.append(dice_per_class(prediction, label, classes))
-        results["validation_dice_whole_volumes"] = np.nanmean(dice, axis=0).tolist()
-    record = {
-        "config": config.to_dict(),
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-        "train_seconds": seconds,
-        "pretrained_skipped": skipped,
-        "dilnet_version": dilnet.__version__,
-        **results,
-    }
-    model.save(output, metadata={"training": record,
-                                 "preprocessing": {"normalize": config.normalize}})  # fmt: skip
-    console.note(f"trained in {seconds:.1f} s; wrote {output}")
-    last = {k: round(v[-1], 4) for k, v in record["history"].items()}
-    console.result(json.dumps({"output": str(output), "final": last, **results}))
+        _, record = train_from_config(
+            config, base=path.parent, overwrite=True, where=str(path), log=console.note,
+            verbose=0 if console.quiet else 1 if console.progress else 2,
+        )  # fmt: skip
+    result = {"output": str(output),
+              "final": {k: round(v[-1], 4) for k, v in record["history"].items()}}  # fmt: skip
+    if "validation_dice_whole_volumes" in record:
+        result["validation_dice_whole_volumes"] = record["validation_dice_whole_volumes"]
+    console.result(json.dumps(result))
     return EXIT_OK
-
-
-def _demo(args, console):
-    from dilnet_zoo import demo
-
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise VolumeError(f"{out}: the directory {out.parent} does not exist (--out).")
-    argv = ["--model", args.model, "--out", args.out]
-    return demo.main([*argv, "--quiet"] if console.quiet else argv)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,28 +254,33 @@ def _parser():
     parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # the commands of dilnet and of its plugins (dilnet.plugins), in their order
+    builtin = [plugins.Command(name="summary", add=_add_summary, order=20),
+               plugins.Command(name="predict", add=_add_predict, order=30),
+               plugins.Command(name="train", add=_add_train, order=40)]  # fmt: skip
+    names = {c.name for c in builtin}
+    extra = [c for c in plugins.registry().commands.values() if c.name not in names]
+    for command in sorted([*builtin, *extra], key=lambda c: c.order):
+        command.add(commands, common)
+    return parser
 
-    zoo = commands.add_parser("zoo", parents=[common], help="the zoo's networks")
-    zoo_commands = zoo.add_subparsers(dest="zoo_command", metavar="{list,info}", required=True)
-    zoo_commands.add_parser("list", parents=[common], help="list the networks").set_defaults(
-        run=_zoo_list
-    )
-    info = zoo_commands.add_parser("info", parents=[common], help="a network's model card")
-    info.add_argument("name")
-    info.set_defaults(run=_zoo_info)
 
+def _add_summary(commands, common):
     summary = commands.add_parser(
         "summary", parents=[common], help="the layer table of a spec, a model or a zoo network"
     )
-    summary.add_argument("target", type=_model_ref, metavar="SPEC.json|MODEL.npz|zoo:NAME")
+    summary.add_argument("target", type=_model_ref,
+                         metavar="|".join(["SPEC.json", "MODEL.npz", *_forms()]))  # fmt: skip
     summary.add_argument("--input-size", type=_lengths, metavar="N|ZxYxX",
                          help="spatial lengths for shapes and memory: 64 or 48x64x64")  # fmt: skip
     summary.add_argument("--batch-size", type=_positive_int, default=1)
     summary.set_defaults(run=_summary)
 
+
+def _add_predict(commands, common):
     predict = commands.add_parser("predict", parents=[common], help="segment a volume")
     predict.add_argument("--model", required=True, type=_model_ref,
-                         metavar="zoo:NAME|MODEL.npz")  # fmt: skip
+                         metavar="|".join([*_forms(), "MODEL.npz"]))  # fmt: skip
     predict.add_argument("--input", required=True, metavar="VOLUME",
                          help=".nii, .nii.gz, .npy, .npz or .tif")  # fmt: skip
     predict.add_argument("--output", required=True, metavar="VOLUME")
@@ -610,22 +301,17 @@ def _parser():
     predict.add_argument("--force", action="store_true", help="replace an existing output")
     predict.set_defaults(run=_predict)
 
+
+def _add_train(commands, common):
     train = commands.add_parser("train", parents=[common],
                                 help="train as a JSON config says")  # fmt: skip
     train.add_argument("config", metavar="CONFIG.json")
     train.add_argument("--force", action="store_true", help="replace an existing output")
     train.set_defaults(run=_train)
 
-    demo = commands.add_parser("demo", parents=[common], help="segment the MNI152 template")
-    pretrained = [n for n in _zoo().list_models() if _zoo().weights_path(n) is not None]
-    demo.add_argument("--model", default="context3d-basic", choices=pretrained)
-    demo.add_argument("--out", default="demo.png", help="the PNG montage")
-    demo.set_defaults(run=_demo)
-    return parser
-
 
 def _version():
-    from . import __version__
+    from ._version import __version__
 
     return __version__
 
@@ -640,9 +326,7 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    name = " ".join(
-        ["dilnet", args.command, *([args.zoo_command] if args.command == "zoo" else [])]
-    )
+    name = f"dilnet {getattr(args, 'command_name', args.command)}"
     console = _Console(args.quiet)
     try:
         return args.run(args, console)

@@ -9,8 +9,8 @@ Pure: no training and no I/O. What the compiler adds to the blocks:
   (``blocks[2].body[0].dilation``), what was expected and what was received.
 - **'same' padding** per axis from kernel, dilation and stride (`dilnet.shapes`), even kernels
   and strides included; explicit padding is used as given.
-- **Receptive fields** (size, jump, start per axis; `dilnet.shapes.ReceptiveField`) for every
-  layer and block.
+- **Receptive fields** (size, jump, start per axis; `dilnet.geometry.ReceptiveField`) for every
+  layer and block, from `dilnet.geometry`'s walk over the layer graph.
 - **Names.** Each layer is named after the block that made it and its role
   (``blocks[2].conv1``), so parameters are ``blocks[2].conv1.W`` and so on.
 
@@ -19,15 +19,13 @@ weights ``(out, in, *kernel)``.
 """
 
 import math
-from fractions import Fraction
-from typing import NamedTuple
 
 import attrs
 
 from . import init as initializers
 from . import nonlinearities
-from .blocks.base import Block, to_blocks
-from .blocks.layers import (
+from .blocks.base import Block, provide, to_blocks
+from .blocks.basic import (
     Activation,
     BatchNorm,
     Classifier,
@@ -48,6 +46,8 @@ from .blocks.stacks import (
     Sequential,
 )
 from .errors import DilnetError, ShapeError, SpecError
+from .geometry import layer_padding, receptive_fields, walk
+from .io.summary import format_summary
 from .layers import (
     BatchNormLayer,
     ConcatLayer,
@@ -62,12 +62,11 @@ from .layers import (
     PoolLayer,
     UpscaleLayer,
     count_params,
-    get_all_layers,
     get_all_params,
     get_output,
     get_output_shape,
 )
-from .shapes import ReceptiveField, conv_output_length, dilated_extent, resolve_padding
+from .shapes import kernel_misfit
 from .utils import is_int
 
 __all__ = ["BlockInfo", "LayerInfo", "Network", "build"]
@@ -399,16 +398,14 @@ def _conv(
     k, s, d = axes(kernel, "kernel"), axes(stride, "stride"), axes(dilation, "dilation")
     padding = _padding(ctx, padding, path)
     channels = incoming.output_shape[1]
-    for axis, (length, ki, si, di) in enumerate(zip(incoming.output_shape[2:], k, s, d,
-                                                    strict=True)):  # fmt: skip
-        pad = padding if isinstance(padding, str) or is_int(padding) else padding[axis]
-        if length is None or conv_output_length(length, ki, si, pad, di) >= 1:
-            continue
-        field = "dilation" if di > 1 else "kernel"
+    pads = (padding,) * ctx.rank if isinstance(padding, str) or is_int(padding) else padding
+    misfit = kernel_misfit(incoming.output_shape[2:], k, s, pads, d)
+    if misfit is not None:
+        field = "dilation" if misfit.dilation > 1 else "kernel"
         raise ShapeError(
-            f"{fields[field]}: a kernel of size {ki} with dilation {di} spans "
-            f"{dilated_extent(ki, di)} voxels, more than the {length} voxels (with "
-            f"padding={padding!r}) along spatial axis {axis} of its input "
+            f"{fields[field]}: a kernel of size {misfit.filter_size} with dilation "
+            f"{misfit.dilation} spans {misfit.extent} voxels, more than the {misfit.length} "
+            f"voxels (with padding={padding!r}) along spatial axis {misfit.axis} of its input "
             f"{incoming.output_shape}. Use padding='same', a smaller dilation or a larger input."
         )
     if init == "identity":
@@ -700,11 +697,11 @@ def build(spec, spatial=None, batch_size=None) -> Network:
     ctx.blocks.append(("blocks[0]", first, input_layer, (input_layer,)))
     output = _build_sequence_from(ctx, input_layer, spec.blocks)
 
-    fields = _receptive_fields(get_all_layers(output), ctx.rank)
+    fields = receptive_fields(walk(output))
     by_layer = {id(layer): (path, block) for path, block, layer in ctx.made}
     layers = [
-        LayerInfo(*by_layer[id(layer)], layer, fields[layer], _layer_padding(layer))
-        for layer in get_all_layers(output)
+        LayerInfo(*by_layer[id(layer)], layer, field, layer_padding(layer))
+        for layer, field in fields.items()
     ]
     blocks = [
         BlockInfo(path, block, out, made, fields[out]) for path, block, out, made in ctx.blocks
@@ -718,110 +715,9 @@ def _build_sequence_from(ctx, incoming, blocks):
     return incoming
 
 
-# ---------------------------------------------------------------------------------------------
-# Receptive fields
+def _summary(spec, spatial=None, batch_size=1):
+    return format_summary(build(spec, spatial=spatial), batch_size=batch_size)
 
 
-def _layer_padding(layer):
-    if isinstance(layer, ConvLayer):
-        return tuple(
-            resolve_padding(n, k, p, s, d)
-            for n, k, p, s, d in zip(layer.input_shape[2:], layer.filter_size, layer._pads,
-                                     layer.stride, layer.dilation, strict=True)
-        )  # fmt: skip
-    if isinstance(layer, PoolLayer):
-        return tuple((p, p) for p in layer.pad)
-    return None
-
-
-def _exact(x):
-    """Fractions with denominator 1 -> int."""
-    return int(x) if isinstance(x, Fraction) and x.denominator == 1 else x
-
-
-class _Field(NamedTuple):
-    """A receptive field along one axis while it is being composed.
-
-    ``start`` counts every padding whose length is unknown ('same' with stride > 1 on an
-    unknown length) as 0; ``unknown`` names those layers and ``slack`` bounds how far further
-    left they can move the true start. Branches that share all their unknown paddings are
-    shifted alike, so their union is exact; otherwise the union is widened by the slack.
-    """
-
-    size: object
-    jump: object
-    start: object
-    unknown: frozenset = frozenset()
-    slack: object = 0
-
-    def public(self):
-        return ReceptiveField(_exact(self.size), _exact(self.jump),
-                              _exact(self.start) if not self.unknown else None)  # fmt: skip
-
-
-def _layer_field(layer, incoming):
-    """Fields of `layer`'s output per axis from its inputs' (`incoming`: one tuple per input).
-
-    Convolutions and pooling grow the field (as `dilnet.shapes.receptive_field`), merges take
-    the union of their inputs' fields, upsampling by ``f`` divides the jump by ``f`` (after it
-    sizes are those of output 0 and may be fractions), other layers keep it.
-    """
-    if isinstance(layer, ConvLayer):
-        (fields,) = incoming
-        out = []
-        for axis, f in enumerate(fields):
-            length = layer.input_shape[2 + axis]
-            k, s, d = layer.filter_size[axis], layer.stride[axis], layer.dilation[axis]
-            pad = resolve_padding(length, k, layer._pads[axis], s, d)
-            before = None if pad is None else pad[0]
-            out.append(_grow(f, k, s, d, before, (id(layer), axis)))
-        return tuple(out)
-    if isinstance(layer, PoolLayer):
-        (fields,) = incoming
-        return tuple(
-            _grow(f, k, s, 1, p, None)
-            for f, k, s, p in zip(fields, layer.pool_size, layer.stride, layer.pad, strict=True)
-        )
-    if isinstance(layer, UpscaleLayer):
-        (fields,) = incoming
-        return tuple(
-            f._replace(jump=Fraction(f.jump) / factor)
-            for f, factor in zip(fields, layer.scale_factor, strict=True)
-        )
-    if isinstance(layer, MergeLayer):
-        out = []
-        for fields in zip(*incoming, strict=True):
-            shared = len({f.unknown for f in fields}) == 1
-            if shared:
-                start = min(f.start for f in fields)
-                slack = fields[0].slack
-            else:
-                start, slack = min(f.start - f.slack for f in fields), 0
-            end = max(f.start + f.size - 1 for f in fields)
-            out.append(_Field(end - start + 1, max(f.jump for f in fields), start,
-                              frozenset().union(*(f.unknown for f in fields)), slack))  # fmt: skip
-        return tuple(out)
-    (fields,) = incoming
-    return fields
-
-
-def _grow(field, k, s, d, pad_before, key):
-    extent = dilated_extent(k, d)
-    size = field.size + (extent - 1) * field.jump
-    if pad_before is None:  # 'same', stride > 1, unknown length: before <= (extent - 1) // 2
-        return _Field(size, field.jump * s, field.start, field.unknown | {key},
-                      field.slack + (extent - 1) // 2 * field.jump)  # fmt: skip
-    return _Field(size, field.jump * s, field.start - pad_before * field.jump, field.unknown,
-                  field.slack)  # fmt: skip
-
-
-def _receptive_fields(layers, rank):
-    """{layer: tuple of ReceptiveField per axis} for `layers` in topological order."""
-    fields = {}
-    for layer in layers:
-        if isinstance(layer, InputLayer):
-            fields[layer] = (_Field(1, 1, 0),) * rank
-            continue
-        inputs = layer.input_layers if isinstance(layer, MergeLayer) else [layer.input_layer]
-        fields[layer] = _layer_field(layer, [fields[i] for i in inputs])
-    return {layer: tuple(f.public() for f in axes) for layer, axes in fields.items()}
+provide("build", build)
+provide("summary", _summary)

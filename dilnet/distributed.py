@@ -20,14 +20,8 @@ import threading
 import numpy as np
 
 from .errors import ConfigError, ShapeError
-from .inference import (
-    _network,
-    _positive_int,
-    check_dense,
-    compute_halo,
-    parse_memory,
-    predict_volume,
-)
+from .inference import predict_volume
+from .tiling import check_dense, compute_halo, network_of, parse_batch_size, parse_memory
 
 __all__ = ["predict_dask"]
 
@@ -46,7 +40,7 @@ def predict_dask(model, darr, *, batch_size=1, memory_limit=None):
         are used (``model.predict_on_batch`` is not: workers compile their own function).
     darr : dask.array.Array of shape (C, *spatial)
         One chunk along the channel axis. Along each spatial axis with several chunks, every
-        chunk must hold at least the halo (`dilnet.inference.compute_halo`, ``max(before,
+        chunk must hold at least the halo (`dilnet.tiling.compute_halo`, ``max(before,
         after)``) and every chunk but the last must be a multiple of the network's period.
     batch_size, memory_limit
         Passed to `predict_volume` for each chunk (with its halo): with the default memory
@@ -70,9 +64,9 @@ def predict_dask(model, darr, *, batch_size=1, memory_limit=None):
     import dask.array as da
 
     where = "predict_dask"
-    network = _network(model, where)
+    network = network_of(model, where)
     # checked here rather than on the workers
-    batch_size = _positive_int(batch_size, where, "batch_size")
+    batch_size = parse_batch_size(batch_size, where)
     if memory_limit is not None:
         memory_limit = parse_memory(memory_limit, where)
     if not isinstance(darr, da.Array):

@@ -7,6 +7,8 @@ Messages follow one template: where, what was expected, what was received:
     dilated_conv: invalid value for `dilation`. Expected positive integers; received dilation=(1, 0, 4).
 """
 
+import difflib
+
 __all__ = [
     "BackendError",
     "ConfigError",
@@ -15,6 +17,8 @@ __all__ = [
     "SpecError",
     "VolumeError",
     "WeightsError",
+    "invalid",
+    "suggest",
 ]
 
 
@@ -58,3 +62,14 @@ def invalid(where: str, name: str, expected: str, received: object) -> str:
     return (
         f"{where}: invalid value for `{name}`. Expected {expected}; received {name}={received!r}."
     )
+
+
+def suggest(value, choices) -> str:
+    """`` (did you mean 'relu'?)`` for close matches of `value` among `choices`, else ''."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, list(choices), n=3, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in choices}
+        close = [lowered[value.lower()]] if value.lower() in lowered else []
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""

@@ -1,9 +1,10 @@
-"""All padding, output-length and receptive-field arithmetic, written once.
+"""All padding and output-length arithmetic, written once, one spatial axis at a time.
 
-Pure integer functions, one spatial axis at a time, that pass ``None`` (an unknown length)
-through. The layers, the Op's ``make_node``, the compiler and the summary all call these; the
-Op's ``infer_shape`` calls `conv_output_length` with symbolic lengths, which works because it
-uses only ``+``, ``-`` and ``//``.
+Pure integer functions that pass ``None`` (an unknown length) through. The layers, the Op's
+``make_node`` and the compiler call these; the Op's ``infer_shape`` and the transposed
+convolution layer call `conv_output_length` and `transposed_conv_output_length` with symbolic
+lengths, which works because they use only ``+``, ``-``, ``*`` and ``//``. What a whole layer
+graph sees and reaches (receptive fields, halo, period) is `dilnet.geometry`'s.
 
 Notes
 -----
@@ -20,16 +21,21 @@ for even kernels and for strides above 1 (Lasagne refuses even kernels, PyTorch 
 
 from typing import NamedTuple
 
+from .errors import ConfigError, invalid
+from .utils import is_int
+
 __all__ = [
     "PAD_MODES",
-    "ReceptiveField",
+    "KernelMisfit",
     "conv_output_length",
     "conv_output_shape",
     "dilated_extent",
+    "kernel_misfit",
+    "normalize_pad",
     "pool_output_length",
-    "receptive_field",
     "resolve_padding",
     "same_padding",
+    "transposed_conv_output_length",
 ]
 
 PAD_MODES = ("valid", "full", "same")
@@ -94,6 +100,23 @@ def conv_output_length(input_length, filter_size, stride=1, pad=0, dilation=1):
     return (input_length + before + after - extent) // stride + 1
 
 
+def transposed_conv_output_length(input_length, filter_size, stride=1, pad=0, dilation=1):
+    """Output length of the transposed convolution of a convolution with these arguments.
+
+    `pad` as in `resolve_padding`: the padding of the convolution being transposed, cropped
+    from the output. 'same' gives ``n * stride``; otherwise
+    ``(n - 1) * stride + extent - before - after`` ('valid' crops nothing, 'full'
+    ``extent - 1`` on each side). Returns None when `input_length` is None; a result below 1
+    means the crop removes everything, callers decide how to report it.
+    """
+    if input_length is None:
+        return None
+    if isinstance(pad, str) and pad == "same":
+        return input_length * stride
+    before, after = resolve_padding(input_length, filter_size, pad, stride, dilation)
+    return (input_length - 1) * stride + dilated_extent(filter_size, dilation) - before - after
+
+
 def conv_output_shape(input_shape, filter_size, stride, pad, dilation):
     """`conv_output_length` over the spatial axes; every argument is a per-axis sequence."""
     return tuple(
@@ -118,38 +141,66 @@ def pool_output_length(input_length, pool_size, stride, pad=0, ignore_border=Tru
     return max(0, (input_length - 1 - pool_size + stride) // stride) + 1
 
 
-class ReceptiveField(NamedTuple):
-    """What one output element sees along one axis, in input coordinates.
+def normalize_pad(pad, n, where="dilated_conv", name="pad"):
+    """Check a padding argument for `n` spatial axes and return one entry per axis.
 
-    ``size``: number of input elements in its field; ``jump``: input distance between
-    neighbouring outputs; ``start``: input index of the first element of output 0's field
-    (negative when it starts in the padding).
+    `pad` is 'valid', 'full', 'same', a non-negative int, or per axis a non-negative int or a
+    ``(before, after)`` pair. Entries are ``(before, after)`` pairs of ints, 'full' or 'same'
+    (the two that depend on the kernel, and for 'same' the length). Raises `ConfigError`
+    naming `where` and `name` otherwise.
     """
+    expected = (
+        f"{', '.join(map(repr, PAD_MODES))}, a non-negative int, or {n} entries each an int or "
+        "a (before, after) pair"
+    )
+    if isinstance(pad, str):
+        if pad not in PAD_MODES:
+            raise ConfigError(invalid(where, name, expected, pad))
+        return ("same" if pad == "same" else (0, 0) if pad == "valid" else "full",) * n
+    if is_int(pad):
+        entries = (pad,) * n
+    elif isinstance(pad, tuple | list) and len(pad) == n:
+        entries = tuple(pad)
+    else:
+        raise ConfigError(invalid(where, name, expected, pad))
+    out = []
+    for entry in entries:
+        if is_int(entry):
+            entry = (entry, entry)
+        if (
+            not isinstance(entry, tuple | list)
+            or len(entry) != 2
+            or not all(is_int(e) and e >= 0 for e in entry)
+        ):
+            raise ConfigError(invalid(where, name, expected + " (no negative values)", pad))
+        out.append((int(entry[0]), int(entry[1])))
+    return tuple(out)
 
-    size: int
-    jump: int
-    start: int
 
-    @property
-    def centre(self) -> float:
-        """Input coordinate of the centre of output 0's field (``.5`` for even sizes)."""
-        return self.start + (self.size - 1) / 2
+class KernelMisfit(NamedTuple):
+    """An axis along which a dilated kernel does not fit its padded input (`kernel_misfit`):
+    the axis, its input length, the kernel size, dilation and extent, and the padding
+    ``(before, after)``."""
+
+    axis: int
+    length: int
+    filter_size: int
+    dilation: int
+    extent: int
+    padding: tuple
 
 
-def receptive_field(layers, field=None):
-    """Compose the receptive field through a chain of layers along one axis.
+def kernel_misfit(input_shape, filter_size, stride, pad, dilation):
+    """The first axis along which a convolution has no output, or None when it fits.
 
-    Each layer is ``(filter_size, stride, dilation, pad_before)``:
-
-        size  += (extent - 1) * jump
-        start -= pad_before * jump
-        jump  *= stride
-
-    `field` is the field to start from (default: a single input element, ``(1, 1, 0)``).
+    Every argument is a per-axis sequence, `pad` of anything `resolve_padding` takes. Axes
+    whose length or kernel size is unknown (None) are skipped. Callers raise their own error
+    from the returned `KernelMisfit`.
     """
-    size, jump, start = field if field is not None else ReceptiveField(1, 1, 0)
-    for filter_size, stride, dilation, pad_before in layers:
-        size += (dilated_extent(filter_size, dilation) - 1) * jump
-        start -= pad_before * jump
-        jump *= stride
-    return ReceptiveField(size, jump, start)
+    for axis, (n, k, s, p, d) in enumerate(
+        zip(input_shape, filter_size, stride, pad, dilation, strict=True)
+    ):
+        if n is None or k is None or conv_output_length(n, k, s, p, d) >= 1:
+            continue
+        return KernelMisfit(axis, n, k, d, dilated_extent(k, d), resolve_padding(n, k, p, s, d))
+    return None

@@ -13,7 +13,7 @@ import pytensor
 
 from .errors import ConfigError, invalid
 
-__all__ = ["as_tuple", "floatX", "is_int"]
+__all__ = ["as_tuple", "floatX", "format_bytes", "is_int"]
 
 
 def floatX(arr):
@@ -61,3 +61,13 @@ def as_tuple(value, n: int, name: str, where: str, *, minimum: int | None = None
         what = "positive integers" if minimum == 1 else f"integers >= {minimum}"
         raise ConfigError(invalid(where, name, what, value))
     return items
+
+
+def format_bytes(n) -> str:
+    """A byte count for people: ``'512 B'``, ``'2.19 KiB'``, ``'1.50 GiB'`` (binary units, up to
+    TiB, two decimals above bytes)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")

@@ -10,7 +10,9 @@ Each entry is a spec factory from `dilnet_zoo.families` with documented override
 ``dilnet_zoo/recipes``, weights in ``dilnet_zoo/weights`` (one `.npz` with a manifest of
 sha256 checksums, verified before use). User-trained weights are found first in a directory
 given as ``weights_dir=`` or in ``$DILNET_ZOO_DIR``, as ``<name>.npz``. `cards_table` is the
-table of all of them that ``docs/zoo.md`` shows (`dilnet_zoo.table`).
+table of all of them that ``docs/zoo.md`` shows (`dilnet_zoo.table`). The zoo plugs into dilnet
+from above (``dilnet_zoo/_plugin.py``, the entry point ``dilnet.plugins: zoo``): ``zoo:NAME``
+models, the ``dilnet zoo`` and ``dilnet demo`` commands, the ``mni152`` training data.
 """
 
 import importlib.resources

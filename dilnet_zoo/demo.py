@@ -16,8 +16,8 @@ import numpy as np
 import dilnet_zoo
 from dilnet.errors import DilnetError
 from dilnet.inference import predict_volume
+from dilnet.model.metrics import dice_per_class
 from dilnet_zoo.data.mni152 import CLASS_NAMES, hemispheres, load_mni152
-from dilnet_zoo.recipes.train import dice_per_class
 
 #: label colours: background, CSF, grey matter, white matter
 COLOURS = np.array([[0, 0, 0], [0.2, 0.5, 1.0], [0.55, 0.55, 0.55], [1.0, 1.0, 0.85]])
@@ -72,7 +72,7 @@ def main(argv=None):
     )
     probabilities = predict_volume(model, t1, memory_limit="1GiB", progress=not args.quiet)
     prediction = probabilities.argmax(axis=0)
-    dice = dice_per_class(prediction, labels)
+    dice = dice_per_class(prediction, labels, len(CLASS_NAMES))
     print("\nDice on the held-out (right) hemisphere:")
     for name, value in zip(CLASS_NAMES, dice, strict=True):
         print(f"  {name:13s} {value:.3f}")

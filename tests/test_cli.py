@@ -73,7 +73,13 @@ def test_version_and_help():
     code, out, _ = run("--version")
     assert (code, out.strip()) == (0, f"dilnet {dilnet.__version__}")
     code, out, _ = run("predict", "--help")
-    assert code == 0 and "--memory-limit" in out
+    assert code == 0 and "--memory-limit" in out and "--model zoo:NAME|MODEL.npz" in out
+    # the zoo's commands and model source come from its plugin (dilnet.plugins), in place
+    code, out, _ = run("--help")
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ")]
+    assert (code, listed) == (0, ["zoo", "summary", "predict", "train", "demo"])
+    code, out, _ = run("summary", "--help")
+    assert code == 0 and "SPEC.json|MODEL.npz|zoo:NAME" in out
     done = subprocess.run([sys.executable, "-m", "dilnet", "--version"], capture_output=True,
                           text=True)  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip() == f"dilnet {dilnet.__version__}"
@@ -362,7 +368,10 @@ def test_train_data_errors_name_their_files(mni, tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(config))
     code, _, err = run("train", tmp_path / "c.json")
     assert code == 1 and err.count("\n") == 1
-    assert "bad.nii.gz: expected class labels 0..3 (the model's 4 classes); received [7]" in err
+    assert (
+        "bad.nii.gz: invalid value for `labels`. Expected values 0..3; received labels=[7]. The "
+        "model has 4 classes: set num_classes in the model" in err
+    )
     # fine-tuning the pretrained network to 2 classes (brain vs background): the body loads,
     # the classifier starts from its initial values
     brain = (mni["labels"] > 0).astype(np.uint8)

@@ -2,14 +2,17 @@
 
 import pytest
 
+from dilnet.errors import ConfigError
 from dilnet.shapes import (
-    ReceptiveField,
+    KernelMisfit,
     conv_output_length,
     conv_output_shape,
     dilated_extent,
-    receptive_field,
+    kernel_misfit,
+    normalize_pad,
     resolve_padding,
     same_padding,
+    transposed_conv_output_length,
 )
 
 
@@ -111,28 +114,79 @@ def test_resolve_padding_rejects_unknown_mode():
         resolve_padding(10, 3, "half")
 
 
-def test_receptive_field_single_layer():
-    # one 3-tap 'same' layer: sees inputs -1, 0, 1 for output 0
-    assert receptive_field([(3, 1, 1, 1)]) == ReceptiveField(size=3, jump=1, start=-1)
+# (n, k, stride, pad, dilation) -> length; PyTorch's ConvTranspose1d doc formula:
+# (L - 1) * s - 2p + d(k - 1) + 1
+@pytest.mark.parametrize(
+    ("n", "k", "s", "pad", "d", "expected"),
+    [
+        (5, 3, 1, "valid", 1, 7),  # 'valid' crops nothing: n + extent - 1
+        (5, 3, 2, "valid", 1, 11),  # 4 * 2 + 3
+        (5, 3, 2, 1, 1, 9),  # PyTorch: 4 * 2 - 2 + 2 + 1
+        (5, 3, 2, 1, 2, 11),  # PyTorch: 4 * 2 - 2 + 4 + 1
+        (7, 4, 3, (0, 2), 1, 20),  # 6 * 3 + 4 - 0 - 2
+        (5, 3, 1, "full", 2, 1),  # 'full' crops extent - 1 = 4 on each side: 4 + 5 - 8
+        (5, 3, 2, "same", 1, 10),  # 'same': n * stride
+        (6, 4, 3, "same", 2, 18),
+        (2, 3, 1, "full", 3, -4),  # 1 + 7 - 12: callers report it
+        (None, 3, 2, 1, 1, None),
+    ],
+)
+def test_transposed_conv_output_length(n, k, s, pad, d, expected):
+    assert transposed_conv_output_length(n, k, s, pad, d) == expected
 
 
-def test_receptive_field_context_module():
-    # Yu & Koltun's context module: 3-tap layers with dilations 1,1,2,4,8,16,1 then 1x1 -> 67
-    dil = (1, 1, 2, 4, 8, 16, 1)
-    layers = [(3, 1, d, d) for d in dil] + [(1, 1, 1, 0)]
-    rf = receptive_field(layers)
-    assert rf == ReceptiveField(67, 1, -33)
-    assert rf.centre == 0
+@pytest.mark.parametrize(("n", "k", "s", "pad", "d"),
+                         [(5, 3, 1, "same", 1), (6, 4, 1, 1, 2), (9, 2, 1, (1, 0), 3)])  # fmt: skip
+def test_transposed_conv_inverts_the_stride_1_convolution(n, k, s, pad, d):
+    assert conv_output_length(transposed_conv_output_length(n, k, s, pad, d), k, s, pad, d) == n
 
 
-def test_receptive_field_with_strides_and_even_kernel():
-    # conv k=4 s=2 pad 1 -> size 4, jump 2, start -1; then k=3 d=2 s=1 pad 2:
-    # size 4 + (5-1)*2 = 12, start -1 - 2*2 = -5, jump 2
-    rf = receptive_field([(4, 2, 1, 1), (3, 1, 2, 2)])
-    assert rf == ReceptiveField(12, 2, -5)
-    assert rf.centre == 0.5
+@pytest.mark.parametrize(
+    ("pad", "n", "expected"),
+    [
+        ("valid", 2, ((0, 0), (0, 0))),
+        ("same", 3, ("same",) * 3),
+        ("full", 1, ("full",)),
+        (2, 2, ((2, 2), (2, 2))),
+        ((1, (0, 3)), 2, ((1, 1), (0, 3))),
+        ([(2, 1)], 1, ((2, 1),)),
+    ],
+)
+def test_normalize_pad(pad, n, expected):
+    assert normalize_pad(pad, n) == expected
 
 
-def test_receptive_field_composes_from_a_given_field():
-    first = receptive_field([(3, 2, 1, 1)])
-    assert receptive_field([(3, 1, 1, 1)], first) == receptive_field([(3, 2, 1, 1), (3, 1, 1, 1)])
+@pytest.mark.parametrize(
+    ("pad", "match"),
+    [
+        ("half", r"^layer: invalid value for `crop`. Expected 'valid', 'full', 'same', a "
+                 r"non-negative int, or 2 entries each an int or a \(before, after\) pair; "
+                 r"received crop='half'"),
+        ((1, 2, 3), r"2 entries .*received crop=\(1, 2, 3\)"),
+        (-1, r"\(no negative values\); received crop=-1"),
+        ((1, (2, -1)), r"\(no negative values\); received crop=\(1, \(2, -1\)\)"),
+        ((1, (2, 3, 4)), r"received crop=\(1, \(2, 3, 4\)\)"),
+        (1.5, r"received crop=1.5"),
+    ],
+)  # fmt: skip
+def test_normalize_pad_names_where_and_what(pad, match):
+    with pytest.raises(ConfigError, match=match):
+        normalize_pad(pad, 2, "layer", "crop")
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel", "stride", "pad", "dilation", "expected"),
+    [
+        ((10, 10), (3, 3), (1, 1), ("valid", "valid"), (1, 4), None),  # extent 9 fits 10
+        ((10, 8), (3, 3), (1, 1), ("valid", "valid"), (1, 4), KernelMisfit(1, 8, 3, 4, 9, (0, 0))),
+        ((8,), (3,), (1,), ((0, 1),), (4,), None),  # 8 + 1 = 9
+        ((8,), (3,), (2,), ("same",), (40,), None),  # 'same' always fits
+        ((2,), (4,), (1,), ("full",), (1,), None),
+        ((None, 3), (9, 9), (1, 1), (0, 0), (1, 1), KernelMisfit(1, 3, 9, 1, 9, (0, 0))),
+        ((3, 3), (None, 2), (1, 1), (0, 0), (1, 1), None),  # unknown kernel: not checked
+        # axis 0: extent 5 fits 5; axis 1: (4 + 1 - 6) // 2 + 1 = 0
+        ((5, 4), (3, 6), (1, 2), (0, (1, 0)), (2, 1), KernelMisfit(1, 4, 6, 1, 6, (1, 0))),
+    ],
+)
+def test_kernel_misfit(shape, kernel, stride, pad, dilation, expected):
+    assert kernel_misfit(shape, kernel, stride, pad, dilation) == expected

@@ -44,6 +44,7 @@ __all__ = [
     "get_jax_weight_grad",
     "grad_inputs_fn",
     "grad_weights_fn",
+    "register",
     "set_jax_precision",
     "set_jax_weight_grad",
     "weight_grad_strategy_for",
@@ -352,3 +353,12 @@ def funcify_grad_inputs(op, node=None, **kwargs):
 
 def funcify_grad_weights(op, node=None, **kwargs):
     return grad_weights_fn(op, node.outputs[0].dtype, _lax_precision(), get_jax_weight_grad())
+
+
+def register(forward, grad_inputs, grad_weights):
+    """Register the three correlation Op classes with PyTensor's JAX linker."""
+    from pytensor.link.jax.dispatch import jax_funcify
+
+    jax_funcify.register(forward)(funcify_forward)
+    jax_funcify.register(grad_inputs)(funcify_grad_inputs)
+    jax_funcify.register(grad_weights)(funcify_grad_weights)

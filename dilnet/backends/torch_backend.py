@@ -19,6 +19,7 @@ __all__ = [
     "funcify_forward",
     "funcify_grad_inputs",
     "funcify_grad_weights",
+    "register",
     "t_forward",
     "t_grad_input",
     "t_grad_weights",
@@ -245,3 +246,12 @@ def funcify_grad_weights(op, node=None, **kwargs):
         return _flip(gW) if op.flip_filters else gW
 
     return dilated_corr_grad_weights
+
+
+def register(forward, grad_inputs, grad_weights):
+    """Register the three correlation Op classes with PyTensor's PyTorch linker."""
+    from pytensor.link.pytorch.dispatch import pytorch_funcify
+
+    pytorch_funcify.register(forward)(funcify_forward)
+    pytorch_funcify.register(grad_inputs)(funcify_grad_inputs)
+    pytorch_funcify.register(grad_weights)(funcify_grad_weights)

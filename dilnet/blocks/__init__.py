@@ -2,10 +2,12 @@
 
 ``from dilnet import Sequential, blocks as B`` and compose: `Input` first, then any blocks;
 `dilnet.compiler.build` turns the spec into a layer graph. Single-purpose blocks are in
-`dilnet.blocks.layers`, blocks made of blocks in `dilnet.blocks.stacks`, the registry and the
-validators in `dilnet.blocks.base`.
+`dilnet.blocks.basic`, blocks made of blocks in `dilnet.blocks.stacks`, the registry and the
+validators in `dilnet.blocks.base`, configs (JSON-able dicts, read back without `eval`) in
+`dilnet.blocks.config`.
 """
 
+from . import config as config
 from .base import ACTIVATIONS as ACTIVATIONS
 from .base import INITS as INITS
 from .base import PADDING_MODES as PADDING_MODES
@@ -13,15 +15,17 @@ from .base import Block as Block
 from .base import block_type as block_type
 from .base import register_block as register_block
 from .base import registered_blocks as registered_blocks
-from .layers import Activation as Activation
-from .layers import BatchNorm as BatchNorm
-from .layers import Classifier as Classifier
-from .layers import Conv as Conv
-from .layers import DilatedConv as DilatedConv
-from .layers import Dropout as Dropout
-from .layers import Input as Input
-from .layers import Pool as Pool
-from .layers import Upsample as Upsample
+from .basic import Activation as Activation
+from .basic import BatchNorm as BatchNorm
+from .basic import Classifier as Classifier
+from .basic import Conv as Conv
+from .basic import DilatedConv as DilatedConv
+from .basic import Dropout as Dropout
+from .basic import Input as Input
+from .basic import Pool as Pool
+from .basic import Upsample as Upsample
+from .config import from_config as from_config
+from .config import to_config as to_config
 from .stacks import Concat as Concat
 from .stacks import ContextModule as ContextModule
 from .stacks import DilatedStack as DilatedStack

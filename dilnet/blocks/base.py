@@ -10,12 +10,11 @@ Every block type is registered under a type tag (its class name unless given) so
 read back without `eval` (`dilnet.io.config`). Register your own blocks with `register_block`.
 """
 
-import difflib
 from numbers import Real
 
 import attrs
 
-from ..errors import SpecError, invalid
+from ..errors import SpecError, invalid, suggest
 from ..utils import is_int
 
 __all__ = [
@@ -56,6 +55,22 @@ PADDING_MODES = ("same", "valid", "full")
 
 _REGISTRY: dict[str, type] = {}
 
+#: What specs offer as methods but modules above the blocks implement: ``to_config``
+#: (`dilnet.blocks.config`), ``build`` and ``summary`` (`dilnet.compiler`). Each registers its
+#: function here when it is imported, and ``import dilnet`` (which runs before any
+#: ``dilnet.blocks`` import) imports them all, so the blocks import nothing above them.
+_PROVIDED: dict = {}
+
+
+def provide(name: str, fn) -> None:
+    """Register `fn` as the implementation of the spec method `name` (see ``_PROVIDED``)."""
+    _PROVIDED[name] = fn
+
+
+def provided(name: str):
+    """The function registered for the spec method `name`."""
+    return _PROVIDED[name]
+
 
 class Block:
     """Base class of all blocks.
@@ -78,10 +93,8 @@ class Block:
 
     def to_config(self) -> dict:
         """This block as a JSON-able dict with a format version and a type tag per block
-        (`dilnet.io.config.to_config`)."""
-        from ..io.config import to_config
-
-        return to_config(self)
+        (`dilnet.blocks.config.to_config`)."""
+        return provided("to_config")(self)
 
 
 def block_type(cls_or_block) -> str:
@@ -146,17 +159,6 @@ def lookup_block(tag: str, where: str) -> type:
             invalid(where, "type", f"a registered block type{suggest(tag, _REGISTRY)}", tag)
         )
     return cls
-
-
-def suggest(value, choices) -> str:
-    """`` (did you mean 'relu'?)`` for close matches of `value` among `choices`, else ''."""
-    if not isinstance(value, str):
-        return ""
-    close = difflib.get_close_matches(value, list(choices), n=3, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in choices}
-        close = [lowered[value.lower()]] if value.lower() in lowered else []
-    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
 
 
 # ---------------------------------------------------------------------------------------------

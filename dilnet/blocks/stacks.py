@@ -3,6 +3,7 @@ stacks `DilatedStack` and `ContextModule`."""
 
 import attrs
 
+from ..errors import SpecError, invalid
 from .base import (
     ACTIVATIONS,
     INITS,
@@ -16,12 +17,13 @@ from .base import (
     positive_int,
     positive_ints,
     probability,
+    provided,
     register_block,
     to_blocks,
     to_branches,
     to_tuple,
 )
-from .layers import Ints
+from .basic import Ints
 
 __all__ = ["Concat", "ContextModule", "DilatedStack", "Parallel", "Residual", "Sequential"]
 
@@ -55,9 +57,7 @@ class Sequential(Block):
 
     def build(self, spatial=None, batch_size=None):
         """Compile to a layer graph (`dilnet.compiler.build`)."""
-        from ..compiler import build
-
-        return build(self, spatial=spatial, batch_size=batch_size)
+        return provided("build")(self, spatial=spatial, batch_size=batch_size)
 
     def summary(self, input_size=None, batch_size=1, print_fn=print):
         """Print the layer table (`dilnet.io.summary.format_summary`) and return it as text.
@@ -65,10 +65,7 @@ class Sequential(Block):
         `input_size` (spatial lengths) fills unknown lengths for the shapes and the activation
         memory; `print_fn=None` only returns the text.
         """
-        from ..io.summary import format_summary
-
-        network = self.build(spatial=input_size)
-        text = format_summary(network, batch_size=batch_size)
+        text = provided("summary")(self, spatial=input_size, batch_size=batch_size)
         if print_fn is not None:
             print_fn(text)
         return text
@@ -186,6 +183,4 @@ class ContextModule(Block):
 
 
 def _spec_error(block, field, expected, value):
-    from ..errors import SpecError, invalid
-
     return SpecError(invalid(type(block).__name__, field, expected, value))

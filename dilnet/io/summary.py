@@ -3,8 +3,12 @@
 Beyond Keras's columns (layer, output shape, parameters) it shows each layer's block path, its
 padding and dilation, and its receptive field; under the table the parameter totals
 (trainable / non-trainable), the receptive field of the output and the activation memory for
-the input size the network was built for.
+the input size the network was built for. Padding and receptive fields come from
+`dilnet.geometry`, the same walk over the layer graph the compiler and tiled inference use.
 """
+
+from ..geometry import layer_padding, receptive_fields, walk
+from ..utils import format_bytes
 
 __all__ = ["format_summary"]
 
@@ -33,14 +37,6 @@ def _field(fields) -> str:
     )
 
 
-def _bytes(n) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
 def format_summary(network, batch_size=None) -> str:
     """The layer table of a `dilnet.compiler.Network` as text.
 
@@ -53,6 +49,7 @@ def format_summary(network, batch_size=None) -> str:
     """
     import pytensor
 
+    fields = receptive_fields(walk(network.output_layer))
     rows = [("Block", "Layer (type)", "Output shape", "Padding", "Dilation", "Receptive field",
              "Params")]  # fmt: skip
     for info in network.layers:
@@ -64,9 +61,9 @@ def format_summary(network, batch_size=None) -> str:
             info.path,
             f"{role} ({type(layer).__name__})",
             _shape(layer.output_shape),
-            _padding(info.padding),
+            _padding(layer_padding(layer)),
             "" if dilation is None else _axes(dilation),
-            _field(info.receptive_field),
+            _field(fields[layer]),
             f"{count:,}",
         ))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -92,7 +89,7 @@ def format_summary(network, batch_size=None) -> str:
         f"Total params: {total:,}",
         f"Trainable params: {trainable:,}",
         f"Non-trainable params: {total - trainable:,}",
-        f"Receptive field: {_field(network.receptive_field)} voxels"
+        f"Receptive field: {_field(fields[network.output_layer])} voxels"
         + ("" if rank == 1 else " (per axis)"),
     ]
     batch = batch_size or network.input_shape[0] or 1
@@ -105,7 +102,7 @@ def format_summary(network, batch_size=None) -> str:
     else:
         size = "x".join(map(str, network.input_shape[2:]))
         out.append(
-            f"Activation memory: {_bytes(memory)} for a batch of {batch} at {size} "
+            f"Activation memory: {format_bytes(memory)} for a batch of {batch} at {size} "
             f"({pytensor.config.floatX}, all layer outputs of one forward pass)"
         )
     return "\n".join(out)

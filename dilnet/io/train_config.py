@@ -15,8 +15,11 @@ A config:
 `model` is ``"zoo:NAME"`` (a zoo network, with `overrides` and optionally its `pretrained`
 weights to fine-tune), a path to a spec JSON written by `dilnet.to_config` or to a model
 ``.npz`` written by `Model.save` (fine-tuned from its weights), or an inline spec config dict.
-Instead of `train`/`validation` files, ``"builtin_data": "mni152"`` trains on the embedded
-MNI152 template's left hemisphere and validates on its right one. Relative paths are relative
+Instead of `train`/`validation` files, ``"builtin_data": NAME`` names volumes a plugin
+registers (`dilnet.plugins`): with `dilnet_zoo`, ``"mni152"`` trains on the embedded MNI152
+template's left hemisphere and validates on its right one. ``"augment"`` lists patch
+augmentation steps (``["intensity", "subvoxel_shift", "noise", "flip0"]``). A config is run by
+`dilnet.training.train_from_config` (what ``dilnet train`` calls). Relative paths are relative
 to the config file. Reading goes through the same strict cattrs converter as model configs:
 unknown keys, missing keys and values of the wrong type are all reported at once with their
 JSON paths (``$.patch_size[1]: expected an int; received 'x'``); nothing is evaluated.
@@ -28,9 +31,8 @@ from pathlib import Path
 
 import attrs
 
-from ..blocks.base import suggest
-from ..errors import SpecError
-from .config import _problems, _report, converter
+from ..blocks.config import _problems, _report, converter
+from ..errors import SpecError, suggest
 
 __all__ = [
     "FORMAT",
@@ -45,8 +47,8 @@ __all__ = [
 FORMAT = "dilnet.train"
 FORMAT_VERSION = 1
 #: intensity normalisations: none, or min-max scaling of each volume to [0, 1]
+#: (`dilnet.model.data.NORMALIZATIONS`, which `normalize` applies and configs are checked against)
 NORMALIZE = ("none", "minmax")
-BUILTIN_DATA = ("mni152",)
 SCHEDULES = ("constant", "cosine")
 SAMPLING = ("random", "balanced")
 
@@ -61,11 +63,15 @@ class _Problems(SpecError):
 
 def _names():
     """The names `Model.compile` accepts (imported late: dilnet.model imports dilnet.io)."""
+    from ..model.data import AUGMENTATIONS, NORMALIZATIONS
     from ..model.losses import LOSSES
     from ..model.metrics import METRICS
     from ..model.optimizers import OPTIMIZERS
+    from ..plugins import registry
 
-    return {"optimizer": tuple(OPTIMIZERS), "loss": tuple(LOSSES), "metrics": tuple(METRICS)}
+    return {"optimizer": tuple(OPTIMIZERS), "loss": tuple(LOSSES), "metrics": tuple(METRICS),
+            "augment": tuple(AUGMENTATIONS), "normalize": NORMALIZATIONS,
+            "builtin_data": tuple(registry().training_data)}  # fmt: skip
 
 
 @attrs.frozen(kw_only=True)
@@ -96,6 +102,8 @@ class TrainConfig:
     steps_per_epoch: int = 50
     validation_steps: int = 10
     sampling: str = "balanced"
+    #: patch augmentation steps, applied in this order (`dilnet.model.data.augmentation`)
+    augment: tuple[str, ...] = ()
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     schedule: str = "constant"
@@ -123,19 +131,22 @@ class TrainConfig:
         if self.seed < 0:
             bad("seed", "an int >= 0", self.seed)
         names = _names()
-        choices = {"sampling": SAMPLING, "schedule": SCHEDULES, "normalize": NORMALIZE,
+        choices = {"sampling": SAMPLING, "schedule": SCHEDULES, "normalize": names["normalize"],
                    "optimizer": names["optimizer"], "loss": names["loss"]}  # fmt: skip
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
                 bad(name, f"one of {', '.join(allowed)}{suggest(value, allowed)}", value)
-        for i, metric in enumerate(self.metrics):
-            if metric not in names["metrics"]:
-                allowed = names["metrics"]
-                bad(f"metrics[{i}]", f"one of {', '.join(allowed)}{suggest(metric, allowed)}",
-                    metric)  # fmt: skip
-        if self.builtin_data is not None and self.builtin_data not in BUILTIN_DATA:
-            bad("builtin_data", f"one of {', '.join(BUILTIN_DATA)}", self.builtin_data)
+        for key in ("metrics", "augment"):
+            allowed = names[key]
+            for i, name in enumerate(getattr(self, key)):
+                if name not in allowed:
+                    bad(f"{key}[{i}]", f"one of {', '.join(allowed)}{suggest(name, allowed)}",
+                        name)  # fmt: skip
+        if self.builtin_data is not None and self.builtin_data not in names["builtin_data"]:
+            allowed = names["builtin_data"]
+            bad("builtin_data", f"one of {', '.join(allowed) or '(none installed)'}"
+                f"{suggest(self.builtin_data, allowed)}", self.builtin_data)  # fmt: skip
         if (self.builtin_data is None) == (not self.train):
             problems.append(
                 "$.train: expected a list of {image, labels} files, or builtin_data instead "

@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from .._version import __version__
 from ..errors import ConfigError, WeightsError, invalid
 
 __all__ = [
@@ -250,7 +251,6 @@ def save_checkpoint(path, arrays: Mapping[str, np.ndarray], metadata: dict | Non
     `numpy.savez`, whose keyword arguments would collide with parameters named ``file`` or
     ``allow_pickle``.
     """
-    from .. import __version__  # at call time: dilnet/__init__ defines it after its imports
 
     _check_arrays(arrays)
     if metadata is None:

@@ -9,8 +9,14 @@ import pytensor.tensor as pt
 from .. import init, nonlinearities
 from ..errors import ConfigError, ShapeError, invalid
 from ..ops import dilated_conv
-from ..ops.corr import DilatedCorrGradInputs, _normalize_pad
-from ..shapes import PAD_MODES, conv_output_length, dilated_extent
+from ..ops.corr import DilatedCorrGradInputs
+from ..shapes import (
+    conv_output_length,
+    kernel_misfit,
+    normalize_pad,
+    resolve_padding,
+    transposed_conv_output_length,
+)
 from ..utils import as_tuple, is_int
 from .base import Layer, describe
 
@@ -58,20 +64,12 @@ def _spatial_rank(layer, input_shape, n):
     return n
 
 
-def _pad_entries(pad, n, where, name="pad"):
-    """Validate `pad` and return the Op's per-axis entries ((before, after) or 'same'/'full')."""
-    try:
-        return _normalize_pad(pad, n)
-    except ConfigError as err:
-        expected = (
-            f"{', '.join(map(repr, PAD_MODES))}, a non-negative int, or {n} entries each an int "
-            "or a (before, after) pair"
-        )
-        raise ConfigError(invalid(where, name, expected, pad)) from err
-
-
 class _ConvBase(Layer):
-    """What convolution and transposed convolution layers share: argument checks, W and b."""
+    """What convolution and transposed convolution layers share: argument checks, W and b.
+
+    Besides the argument as given (`pad` or `crop`), ``pads`` holds it checked, one entry per
+    spatial axis: a ``(before, after)`` pair, 'same' or 'full' (`dilnet.shapes.normalize_pad`).
+    """
 
     def _configure(
         self, n, num_filters, filter_size, stride, dilation, pad, pad_name, num_groups,
@@ -85,7 +83,7 @@ class _ConvBase(Layer):
         self.filter_size = as_tuple(filter_size, n, "filter_size", where, minimum=1)
         self.stride = as_tuple(stride, n, "stride", where, minimum=1)
         self.dilation = as_tuple(dilation, n, "dilation", where, minimum=1)
-        self._pads = _pad_entries(pad, n, where, pad_name)
+        self.pads = normalize_pad(pad, n, where, pad_name)
         if not is_int(num_groups) or num_groups < 1:
             raise ConfigError(invalid(where, "num_groups", "a positive int", num_groups))
         channels = self.input_shape[1]
@@ -170,7 +168,9 @@ class ConvLayer(_ConvBase):
     Notes
     -----
     With ``extent = (k - 1) * dilation + 1`` and padding ``(before, after)`` the output length is
-    ``(n + before + after - extent) // stride + 1`` (`dilnet.shapes.conv_output_length`).
+    ``(n + before + after - extent) // stride + 1`` (`dilnet.shapes.conv_output_length`). The
+    layer keeps `pad` as given; ``pads`` holds one checked entry per axis and `resolved_pads`
+    the ``(before, after)`` pairs for its input shape.
     """
 
     def __init__(
@@ -200,25 +200,25 @@ class ConvLayer(_ConvBase):
         self._add_weights(W, b)
 
     def _check_fits(self):
-        for axis, (length, k, d, p, s) in enumerate(
-            zip(
-                self.input_shape[2:],
-                self.filter_size,
-                self.dilation,
-                self._pads,
-                self.stride,
-                strict=True,
+        misfit = kernel_misfit(
+            self.input_shape[2:], self.filter_size, self.stride, self.pads, self.dilation
+        )
+        if misfit is not None:
+            raise ShapeError(
+                f"{describe(self)}: along spatial axis {misfit.axis} the dilated kernel spans "
+                f"{misfit.extent} elements (filter_size={misfit.filter_size}, dilation="
+                f"{misfit.dilation}) but the input has {misfit.length} with pad={self.pad!r}."
             )
-        ):
-            if length is None:
-                continue
-            out = conv_output_length(length, k, s, p, d)
-            if out is not None and out < 1:
-                raise ShapeError(
-                    f"{describe(self)}: along spatial axis {axis} the dilated kernel spans "
-                    f"{dilated_extent(k, d)} elements (filter_size={k}, dilation={d}) but the "
-                    f"input has {length} with pad={self.pad!r}."
-                )
+
+    @property
+    def resolved_pads(self) -> tuple:
+        """``(before, after)`` per spatial axis for this layer's input shape; None on an axis
+        where it depends on an unknown length ('same' with ``stride > 1``)."""
+        return tuple(
+            resolve_padding(n, k, p, s, d)
+            for n, k, p, s, d in zip(self.input_shape[2:], self.filter_size, self.pads,
+                                     self.stride, self.dilation, strict=True)
+        )  # fmt: skip
 
     def get_W_shape(self):
         """``(num_filters, channels // num_groups, *filter_size)``."""
@@ -231,7 +231,7 @@ class ConvLayer(_ConvBase):
                 input_shape[2:],
                 self.filter_size,
                 self.stride,
-                self._pads,
+                self.pads,
                 self.dilation,
                 strict=True,
             )
@@ -378,7 +378,8 @@ class TransposedConvLayer(_ConvBase):
     ``k // 2`` on both sides, giving ``(n - 1) * stride + 1`` for odd ``k``: pass ``crop=k // 2``
     for that); otherwise
     ``(n - 1) * stride + extent - before - after`` with ``extent = (k - 1) * dilation + 1``
-    ('valid' crops nothing, 'full' crops ``extent - 1`` on each side).
+    ('valid' crops nothing, 'full' crops ``extent - 1`` on each side;
+    `dilnet.shapes.transposed_conv_output_length`).
     """
 
     def __init__(
@@ -418,18 +419,11 @@ class TransposedConvLayer(_ConvBase):
         return (self.input_shape[1], self.num_filters // self.num_groups, *self.filter_size)
 
     def _lengths(self, input_spatial):
-        out = []
-        for length, k, s, d, p in zip(
-            input_spatial, self.filter_size, self.stride, self.dilation, self._pads, strict=True
-        ):
-            if length is None:
-                out.append(None)
-            elif p == "same":
-                out.append(length * s)
-            else:
-                before, after = (dilated_extent(k, d) - 1,) * 2 if p == "full" else p
-                out.append((length - 1) * s + dilated_extent(k, d) - before - after)
-        return tuple(out)
+        return tuple(
+            transposed_conv_output_length(length, k, s, p, d)
+            for length, k, s, d, p in zip(input_spatial, self.filter_size, self.stride,
+                                          self.dilation, self.pads, strict=True)
+        )  # fmt: skip
 
     def _check_output_size(self):
         where = describe(self)
@@ -448,7 +442,7 @@ class TransposedConvLayer(_ConvBase):
                 self.filter_size,
                 self.stride,
                 self.dilation,
-                self._pads,
+                self.pads,
                 strict=True,
             )
         ):
@@ -484,7 +478,7 @@ class TransposedConvLayer(_ConvBase):
             # flip_filters), i.e. the forward correlation flips exactly when flip_filters is False
             self.stride,
             self.dilation,
-            self._pads,
+            self.pads,
             self.num_groups,
             not self.flip_filters,
         )

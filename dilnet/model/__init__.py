@@ -1,5 +1,12 @@
 """Training and inference: `Model` (compile, fit, evaluate, predict, weights), its losses,
-metrics, optimizers, callbacks and the `PatchSampler`."""
+metrics, optimizers, callbacks and the `PatchSampler`.
+
+`Model` (``dilnet.model.model``) is the one facade; its methods delegate to the modules behind
+it, as in Keras: ``dilnet.model.trainer`` (the loops of ``fit``, ``evaluate`` and ``predict``,
+the compiled functions and the checks of every input), ``dilnet.model.saving`` (weights and
+whole-model checkpoints, fine-tuning with ``skip_mismatch``, `load_model`) and
+`dilnet.model.device` (where the functions run).
+"""
 
 from .callbacks import (
     Callback,
@@ -13,6 +20,7 @@ from .callbacks import (
     cosine_decay,
     step_decay,
 )
+from .contract import InputContract
 from .data import PatchSampler
 from .losses import CrossEntropy, CrossEntropyDice, Dice, Loss
 from .metrics import Accuracy, Metric
@@ -31,6 +39,7 @@ __all__ = [
     "DiceMetric",
     "EarlyStopping",
     "History",
+    "InputContract",
     "LearningRateScheduler",
     "Loss",
     "Metric",

@@ -16,8 +16,7 @@ from numbers import Real
 
 import numpy as np
 
-from ..blocks.base import suggest
-from ..errors import ConfigError, invalid
+from ..errors import ConfigError, invalid, suggest
 from ..utils import is_int
 
 __all__ = [

@@ -1,6 +1,9 @@
-"""Patches from volumes for training: `PatchSampler` draws random or class-balanced patches.
+"""Data for training: `PatchSampler` draws random or class-balanced patches; `check_labels`
+checks label values against a model's classes; `normalize` scales intensities; `augmentation`
+builds a patch augmentation from named steps (`AUGMENTATIONS`).
 
-A fixed `seed` makes the sequence of batches, and so a training run, reproducible.
+A fixed `seed` makes the sequence of batches, augmented or not, and so a training run,
+reproducible.
 """
 
 import numpy as np
@@ -8,10 +11,159 @@ import numpy as np
 from ..errors import ConfigError, ShapeError, invalid
 from ..utils import is_int
 
-__all__ = ["PatchSampler"]
+__all__ = [
+    "AUGMENTATIONS",
+    "NORMALIZATIONS",
+    "PatchSampler",
+    "augmentation",
+    "check_labels",
+    "normalize",
+]
 
 #: voxels remembered per class and volume for balanced sampling (a uniform subsample)
 MAX_CENTRES = 20000
+
+
+def check_labels(
+    labels, num_classes, *, ignore_label=None, where="check_labels", name="labels", hint=None
+) -> None:
+    """Raise `ConfigError` unless every value of `labels` is a class ``0..num_classes-1`` or
+    `ignore_label`.
+
+    The one label-range check of dilnet: `PatchSampler.check_labels`, `Model`'s checks of
+    ``y`` and the training of `dilnet.training` all use it.
+
+    Parameters
+    ----------
+    labels : int array, any shape
+    num_classes : int
+        The model's classes (its output channels).
+    ignore_label : int, optional
+        A value allowed besides the classes (voxels without a class).
+    where, name : str
+        Who checks and what is checked, for the message (``Model.fit``, ``labels[1]``).
+    hint : str, optional
+        A sentence appended to the message: what to do about it.
+
+    Notes
+    -----
+    The message follows the house template and lists up to five of the values found outside
+    the range, e.g. ``Model.fit: invalid value for `labels[1]`. Expected values 0..1 or
+    ignore_label=255; received labels[1]=[3].``
+    """
+    labels = np.asarray(labels)
+    valid = (labels >= 0) & (labels < num_classes)
+    if ignore_label is not None:
+        valid |= labels == ignore_label
+    if valid.all():
+        return
+    found = np.unique(labels[~valid])[:5].tolist()
+    allowed = f"values 0..{num_classes - 1}" + (
+        f" or ignore_label={ignore_label}" if ignore_label is not None else ""
+    )
+    message = invalid(where, name, allowed, found)
+    raise ConfigError(f"{message} {hint}" if hint else message)
+
+
+#: intensity normalisations for `normalize`: as they are, or min-max scaled to [0, 1]
+NORMALIZATIONS = ("none", "minmax")
+
+
+def normalize(array, how):
+    """`array` ``(C, *spatial)`` as float32, min-max scaled per channel to [0, 1] for
+    ``how="minmax"`` (a constant channel becomes 0), its values unchanged for ``how="none"``."""
+    if how not in NORMALIZATIONS:
+        raise ConfigError(invalid("normalize", "how", f"one of {', '.join(NORMALIZATIONS)}", how))
+    array = np.asarray(array, dtype=np.float32)
+    if how == "none":
+        return array
+    axes = tuple(range(1, array.ndim))
+    low, high = array.min(axis=axes, keepdims=True), array.max(axis=axes, keepdims=True)
+    span = np.where(high > low, high - low, 1)
+    return (array - low) / span
+
+
+# ---------------------------------------------------------------------------------------------
+# augmentation: steps ``(x, y, rng) -> (x, y)`` on one patch, x (C, *patch), y (*patch)
+
+
+def _intensity(x, y, rng):
+    """Intensities scaled by U(0.9, 1.1) and shifted by U(-0.05, 0.05)."""
+    return x * rng.uniform(0.9, 1.1) + rng.uniform(-0.05, 0.05), y
+
+
+def _subvoxel_shift(x, y, rng):
+    """Along each spatial axis, the patch blended with itself moved by one voxel (either way,
+    weight U(0, 0.5)): a shift by a fraction of a voxel, as another grid would cut the anatomy."""
+    for axis in range(1, x.ndim):
+        weight = rng.uniform(0.0, 0.5)
+        index = np.clip(np.arange(x.shape[axis]) + rng.choice((-1, 1)), 0, x.shape[axis] - 1)
+        x = (1 - weight) * x + weight * np.take(x, index, axis=axis)
+    return x, y
+
+
+def _noise(x, y, rng):
+    """Gaussian noise of standard deviation 0.02 (intensities in [0, 1])."""
+    return x + rng.normal(0.0, 0.02, x.shape), y
+
+
+def _flip(axis):
+    def flip(x, y, rng):
+        if rng.random() < 0.5:
+            x, y = np.flip(x, axis + 1), np.flip(y, axis)
+        return x, y
+
+    flip.__doc__ = f"Spatial axis {axis} mirrored, image and labels, half of the time."
+    return flip
+
+
+#: named augmentation steps; `augmentation` applies them in the order they are named
+AUGMENTATIONS = {
+    "intensity": _intensity,
+    "subvoxel_shift": _subvoxel_shift,
+    "noise": _noise,
+    "flip0": _flip(0),
+    "flip1": _flip(1),
+    "flip2": _flip(2),
+}
+
+
+class _Augmentation:
+    """The steps named, one after the other, as a `PatchSampler` ``augment``."""
+
+    def __init__(self, names):
+        self.names = tuple(names)
+        self.steps = [AUGMENTATIONS[name] for name in self.names]
+
+    def __call__(self, x, y, rng):
+        for step in self.steps:
+            x, y = step(x, y, rng)
+        return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
+
+    def __repr__(self):
+        return f"augmentation({list(self.names)})"
+
+
+def augmentation(names, *, rank=None, where="augmentation"):
+    """A `PatchSampler` ``augment`` applying the named steps of `AUGMENTATIONS` in the order
+    given (None for no names).
+
+    ``"intensity"`` (scale U(0.9, 1.1), shift U(-0.05, 0.05)), ``"subvoxel_shift"`` (each
+    spatial axis blended with its one-voxel shift, weight U(0, 0.5)), ``"noise"`` (Gaussian,
+    standard deviation 0.02), ``"flip0"``, ``"flip1"``, ``"flip2"`` (spatial axis 0, 1 or 2
+    mirrored with its labels half of the time; axis 0 of a NIfTI file is left-right). Every
+    random draw comes from the sampler's generator, so augmented runs are reproducible. With
+    `rank`, flips of axes the volumes do not have are refused.
+    """
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(invalid(where, "names", "a list of augmentation names", names))
+    names = list(names)
+    for name in names:
+        allowed = [n for n in AUGMENTATIONS if rank is None or not n.startswith("flip")
+                   or int(n[4:]) < rank]  # fmt: skip
+        if name not in allowed:
+            raise ConfigError(invalid(where, "names", f"names among {', '.join(allowed)}", names))
+    return _Augmentation(names) if names else None
 
 
 def _arrays(values, where, name) -> list:
@@ -202,17 +354,11 @@ class PatchSampler:
 
     def check_labels(self, num_classes, ignore_label=None, where="PatchSampler"):
         """Raise `ConfigError` naming ``labels[i]`` unless every value of every label map is a
-        class ``0..num_classes-1`` or `ignore_label`."""
+        class ``0..num_classes-1`` or `ignore_label` (`check_labels`)."""
         for i, t in enumerate(self.labels):
-            valid = (t >= 0) & (t < num_classes)
-            if ignore_label is not None:
-                valid |= t == ignore_label
-            if not valid.all():
-                bad = np.unique(t[~valid])[:5].tolist()
-                allowed = f"values 0..{num_classes - 1}" + (
-                    f" or ignore_label={ignore_label}" if ignore_label is not None else ""
-                )
-                raise ConfigError(invalid(where, f"labels[{i}]", allowed, bad))
+            check_labels(
+                t, num_classes, ignore_label=ignore_label, where=where, name=f"labels[{i}]"
+            )
 
     def _find_centres(self):
         centres = {}

@@ -8,10 +8,12 @@ code path on the CPU, which is how the test suite covers it on machines without 
 """
 
 import contextlib
+import copy
 import re
 import warnings
 
 import attrs
+import numpy as np
 
 from ..errors import BackendError, ConfigError, invalid
 
@@ -146,3 +148,54 @@ def resolve_device(device, mode, where="Model"):
             invalid(where, "device", f"cuda:0 to cuda:{len(gpus) - 1} ({len(gpus)} GPU(s))", device)
         )
     return Device("cuda", index, gpus[index])
+
+
+class OnDevice:
+    """A compiled function called on the model's JAX device (see `Device.active`).
+
+    Before a call, shared values that are numpy arrays (new weights from `set_weights` or a
+    checkpoint: ``set_value`` stores numpy) are put on the device once, so that no call copies
+    the parameters there again; the function's updates keep them there."""
+
+    def __init__(self, fn, device, x64):
+        self.fn, self.device, self.x64 = fn, device, x64
+        self.shared = [v for v in fn.get_shared() if hasattr(v, "container")]
+
+    def __call__(self, *args):
+        import jax
+
+        with self.device.active(self.x64):
+            for variable in self.shared:
+                storage = variable.container.storage
+                if isinstance(storage[0], np.ndarray):
+                    storage[0] = jax.device_put(storage[0], self.device.jax_device)
+            out = self.fn(*args)
+        # results come back to the host as numpy arrays (this also waits for the device)
+        return [np.asarray(o) for o in out] if isinstance(out, list) else np.asarray(out)
+
+
+def on_device(fn, device, x64):
+    """`fn` as the model calls it: through `OnDevice` where `device` has a JAX device, else
+    `fn` itself (the C VM)."""
+    return fn if device.jax_device is None else OnDevice(fn, device, x64)
+
+
+def renew_generators(device, variables):
+    """Where `device` has a JAX device, replace each random generator among the shared
+    `variables` by a fresh one drawn from it: the JAX linker copies each generator into the
+    compiled function and never advances ours, so a recompiled function would otherwise replay
+    the same dropout masks."""
+    if device.jax_device is None:
+        return
+    for variable in variables:
+        generator = variable.get_value(borrow=True)
+        if isinstance(generator, np.random.Generator):
+            variable.set_value(np.random.default_rng(generator.integers(2**63)))
+
+
+def host_copy(value):
+    """A copy on the host: a numpy array for arrays (also JAX ones), a deep copy of anything
+    else (the random generators of dropout streams)."""
+    if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
+        return np.array(value)
+    return copy.deepcopy(value)

@@ -10,8 +10,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from .. import objectives
-from ..blocks.base import suggest
-from ..errors import ConfigError, invalid
+from ..errors import ConfigError, invalid, suggest
 from ..utils import is_int
 
 __all__ = [

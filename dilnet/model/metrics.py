@@ -7,8 +7,7 @@ values once, so an epoch's Dice is the Dice of all its voxels, not a mean of bat
 import numpy as np
 import pytensor.tensor as pt
 
-from ..blocks.base import suggest
-from ..errors import ConfigError, invalid
+from ..errors import ConfigError, invalid, suggest
 
 __all__ = ["METRICS", "Accuracy", "Dice", "Metric", "dice_per_class", "get_metric"]
 

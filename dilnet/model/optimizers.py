@@ -10,8 +10,7 @@ from numbers import Real
 import attrs
 
 from .. import updates
-from ..blocks.base import suggest
-from ..errors import ConfigError, invalid
+from ..errors import ConfigError, invalid, suggest
 
 __all__ = ["OPTIMIZERS", "Optimizer", "get_optimizer"]
 

@@ -11,10 +11,6 @@ disconnected), which keeps every shape static under ``jax.jit``. Each Op's `pull
 from the other two, so gradients of gradients work to any order.
 """
 
-import importlib.abc
-import importlib.util
-import sys
-
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_type
@@ -23,9 +19,9 @@ from pytensor.graph.op import Op
 from pytensor.scalar import upcast
 from pytensor.tensor.type import TensorType
 
-from ..backends import numba_backend, select
+from ..backends import registry, select
 from ..errors import ConfigError, ShapeError, invalid
-from ..shapes import PAD_MODES, conv_output_length, dilated_extent, resolve_padding
+from ..shapes import conv_output_length, kernel_misfit, normalize_pad, resolve_padding
 from ..utils import as_tuple, is_int
 
 __all__ = [
@@ -109,18 +105,15 @@ class _CorrOp(Op):
         for axis, k in enumerate(w_shape[2:]):
             if k is not None and k < 1:
                 raise ShapeError(invalid(where, f"W.shape[{axis + 2}]", "a kernel size >= 1", k))
-        for axis, (n, k, s, p, d) in enumerate(
-            zip(x_shape[2:], w_shape[2:], self.stride, self.pad, self.dilation, strict=True)
-        ):
-            if n is None or k is None:
-                continue
-            before, after = resolve_padding(n, k, p, s, d)
-            if conv_output_length(n, k, s, (before, after), d) < 1:
-                raise ShapeError(
-                    f"{where}: along spatial axis {axis} the dilated kernel spans "
-                    f"{dilated_extent(k, d)} elements (filter_size={k}, dilation={d}) but the padded "
-                    f"input has only {n + before + after} (length {n}, pad=({before}, {after}))."
-                )
+        misfit = kernel_misfit(x_shape[2:], w_shape[2:], self.stride, self.pad, self.dilation)
+        if misfit is not None:
+            n, (before, after) = misfit.length, misfit.padding
+            raise ShapeError(
+                f"{where}: along spatial axis {misfit.axis} the dilated kernel spans "
+                f"{misfit.extent} elements (filter_size={misfit.filter_size}, dilation="
+                f"{misfit.dilation}) but the padded input has only {n + before + after} "
+                f"(length {n}, pad=({before}, {after}))."
+            )
 
     def connection_pattern(self, node):
         return [[True], [True], [False]] if len(node.inputs) == 3 else [[True], [True]]
@@ -246,36 +239,6 @@ def _cast_like(grad, var):
     return grad if grad.dtype == var.dtype else grad.astype(var.dtype)
 
 
-def _normalize_pad(pad, nd):
-    """'valid'/'full'/'same', an int, or per axis an int or a (before, after) pair -> Op entries."""
-    expected = (
-        f"'valid', 'full', 'same', a non-negative int, or {nd} entries each an int or a "
-        "(before, after) pair"
-    )
-    if isinstance(pad, str):
-        if pad not in PAD_MODES:
-            raise ConfigError(invalid(_WHERE, "pad", expected, pad))
-        return ("same" if pad == "same" else (0, 0) if pad == "valid" else "full",) * nd
-    if is_int(pad):
-        entries = (pad,) * nd
-    elif isinstance(pad, tuple | list) and len(pad) == nd:
-        entries = tuple(pad)
-    else:
-        raise ConfigError(invalid(_WHERE, "pad", expected, pad))
-    out = []
-    for entry in entries:
-        if is_int(entry):
-            entry = (entry, entry)
-        if (
-            not isinstance(entry, tuple | list)
-            or len(entry) != 2
-            or not all(is_int(e) and e >= 0 for e in entry)
-        ):
-            raise ConfigError(invalid(_WHERE, "pad", expected + " (no negative values)", pad))
-        out.append((int(entry[0]), int(entry[1])))
-    return tuple(out)
-
-
 def dilated_conv(x, W, stride=1, dilation=1, pad="same", groups=1, flip_filters=False):
     """Dilated N-d convolution (cross-correlation by default) of a batch of 1D/2D/3D inputs.
 
@@ -333,91 +296,12 @@ def dilated_conv(x, W, stride=1, dilation=1, pad="same", groups=1, flip_filters=
         raise ConfigError(invalid(_WHERE, "groups", "a positive int", groups))
     if not isinstance(flip_filters, bool | np.bool_):
         raise ConfigError(invalid(_WHERE, "flip_filters", "True or False", flip_filters))
-    op = DilatedCorr(stride, dilation, _normalize_pad(pad, nd), groups, flip_filters)
+    op = DilatedCorr(stride, dilation, normalize_pad(pad, nd, _WHERE), groups, flip_filters)
     op.check_shapes(_static(x), _static(W))
     return op(x, W)
 
 
-_LINKERS_DONE = False
-
-#: PyTensor's dispatch module of each linker -> the dilnet function that registers the Ops there
-_DISPATCH = {
-    "pytensor.link.jax.dispatch": "_register_jax",
-    "pytensor.link.pytorch.dispatch": "_register_pytorch",
-}
-
-
-def _register_jax():
-    from pytensor.link.jax.dispatch import jax_funcify
-
-    from ..backends import jax_backend
-
-    jax_funcify.register(DilatedCorr)(jax_backend.funcify_forward)
-    jax_funcify.register(DilatedCorrGradInputs)(jax_backend.funcify_grad_inputs)
-    jax_funcify.register(DilatedCorrGradWeights)(jax_backend.funcify_grad_weights)
-
-
-def _register_pytorch():
-    from pytensor.link.pytorch.dispatch import pytorch_funcify
-
-    from ..backends import torch_backend
-
-    pytorch_funcify.register(DilatedCorr)(torch_backend.funcify_forward)
-    pytorch_funcify.register(DilatedCorrGradInputs)(torch_backend.funcify_grad_inputs)
-    pytorch_funcify.register(DilatedCorrGradWeights)(torch_backend.funcify_grad_weights)
-
-
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs `callback` right after the module `name` has been imported, once.
-
-    PyTensor's JAX and PyTorch linkers import their dispatch modules (and so jax or torch) only
-    when a function is compiled with them; registering there, rather than when a graph is
-    built, keeps jax (0.4 s) and torch (0.8 s) out of processes that never use those linkers.
-    """
-
-    def __init__(self, name, callback):
-        self.name, self.callback = name, callback
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != self.name:
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None:
-            return spec
-        exec_module, callback = spec.loader.exec_module, self.callback
-
-        def exec_and_register(module):
-            exec_module(module)
-            _run_registration(callback)
-
-        spec.loader.exec_module = exec_and_register
-        return spec
-
-
-def _run_registration(callback):
-    # a broken jax/torch install must not break the CPU path: skip that linker, which then
-    # reports PyTensor's own "no conversion" error if someone asks for it
-    try:
-        callback()
-    except ImportError:
-        pass
-
-
 def _register_linkers():
-    """Register the JAX and PyTorch implementations: now for a linker whose dispatch module is
-    already imported, otherwise just after PyTensor imports it (`_AfterImport`). Runs once, at
-    the first graph built with these Ops."""
-    global _LINKERS_DONE
-    if _LINKERS_DONE:
-        return
-    _LINKERS_DONE = True
-    for module, name in _DISPATCH.items():
-        callback = globals()[name]
-        if module in sys.modules:
-            _run_registration(callback)
-        else:
-            sys.meta_path.insert(0, _AfterImport(module, callback))
-
-
-numba_backend.register(DilatedCorr, DilatedCorrGradInputs, DilatedCorrGradWeights)
+    """Register the Ops with PyTensor's Numba, JAX and PyTorch linkers, each when it is first
+    used (`dilnet.backends.registry`)."""
+    registry.register_ops(DilatedCorr, DilatedCorrGradInputs, DilatedCorrGradWeights)

@@ -2,8 +2,10 @@
 
     python -m dilnet_zoo.recipes.train context3d-basic [--steps 400] [--out DIR]
 
-Trains on the left hemisphere (x < 0) with class-balanced patches, reports Dice per tissue
-on the right hemisphere (x > 0), predicted whole with `predict_volume`, and writes
+The recipe is a training config (`config`) run by `dilnet.training.train_from_config`, the
+same code as ``dilnet train``: class-balanced patches of the left hemisphere (x < 0)
+(``builtin_data: "mni152"``), augmented (`AUGMENT`), a cosine schedule, and Dice per tissue on
+the right hemisphere (x > 0) predicted whole with `predict_volume`. It writes
 ``<out>/<name>.npz`` (the model, weights verified on load) and ``<out>/<name>.json`` (the
 command, data, settings and measured metrics). ``--card`` also rewrites the model card's
 measured section. With the defaults ``<out>`` is the package's ``dilnet_zoo/weights``.
@@ -12,40 +14,49 @@ measured section. With the defaults ``<out>`` is the package's ``dilnet_zoo/weig
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-import dilnet
 import dilnet_zoo
-from dilnet.inference import predict_volume
-from dilnet.model import Model, PatchSampler
-from dilnet.model.metrics import dice_per_class as _dice_per_class
-from dilnet_zoo.data.mni152 import CLASS_NAMES, hemispheres, load_mni152
+from dilnet.training import train_from_config
+from dilnet_zoo.data.mni152 import CLASS_NAMES
 
 HERE = Path(__file__).resolve().parent.parent
 
+#: intensity scale and shift, a sub-voxel shift per axis (the 2 mm grid cuts the two
+#: hemispheres differently), noise, and a left-right flip half of the time (the held-out
+#: hemisphere is a mirror image: without it, a large receptive field learns one-sided context)
+AUGMENT = ("intensity", "subvoxel_shift", "noise", "flip0")
+#: patches per epoch (the schedule's unit)
+STEPS_PER_EPOCH = 50
 
-def dice_per_class(prediction, labels, classes=4):
-    """Hard Dice of each of the `classes` tissue classes (`dilnet.model.metrics.dice_per_class`)."""
-    return _dice_per_class(prediction, labels, classes)
 
-
-def augment(x, y, rng):
-    """Intensity scale and shift, noise, a sub-voxel shift per axis (the patch blended with
-    itself moved by one voxel: the 2 mm grid cuts the two hemispheres differently), and a
-    left-right flip half of the time (the held-out hemisphere is a mirror image: without it,
-    a large receptive field learns one-sided context). Labels follow the flip."""
-    x = x * rng.uniform(0.9, 1.1) + rng.uniform(-0.05, 0.05)
-    for axis in range(1, x.ndim):
-        weight = rng.uniform(0.0, 0.5)
-        index = np.clip(np.arange(x.shape[axis]) + rng.choice((-1, 1)), 0, x.shape[axis] - 1)
-        x = (1 - weight) * x + weight * np.take(x, index, axis=axis)
-    x = x + rng.normal(0.0, 0.02, x.shape)
-    if rng.random() < 0.5:  # left-right: the brain is nearly symmetric, and so is its context
-        x, y = x[:, ::-1], y[::-1]
-    return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y)
+def config(name, *, use_augment=True, steps=400, patch=(40, 48, 48), batch_size=2,
+           learning_rate=2e-3, seed=0, output=None) -> dict:  # fmt: skip
+    """The training config (`dilnet.io.train_config`) of zoo network `name`: `steps` steps of
+    `batch_size` patches, in epochs of `STEPS_PER_EPOCH` (fewer when `steps` is smaller)."""
+    steps_per_epoch = max(1, min(steps, STEPS_PER_EPOCH))
+    return {
+        "format": "dilnet.train",
+        "format_version": 1,
+        "model": f"zoo:{name}",
+        "builtin_data": "mni152",
+        "patch_size": list(patch),
+        "batch_size": batch_size,
+        "epochs": max(1, steps // steps_per_epoch),
+        "steps_per_epoch": steps_per_epoch,
+        "validation_steps": 1,
+        "sampling": "balanced",
+        "augment": list(AUGMENT) if use_augment else [],
+        "optimizer": "adam",
+        "learning_rate": learning_rate,
+        "schedule": "cosine",
+        "loss": "crossentropy+dice",
+        "metrics": ["dice"],
+        "seed": seed,
+        "output": output or f"{name}.npz",
+    }
 
 
 def train(
@@ -59,38 +70,21 @@ def train(
     seed=0,
     out=None,
     log=print,
+    verbose=1,
 ):
-    """Train `name`, evaluate on the held-out hemisphere, save; return the metrics dict."""
-    data = load_mni152()
-    (x_train, y_train), (x_test, y_test) = hemispheres(data)
-    spec = dilnet_zoo.get_spec(name)
-    model = Model(spec, seed=seed)
-    model.compile("adam", "crossentropy+dice", ["dice"], learning_rate=learning_rate)
-    sampler = PatchSampler(
-        [x_train[None]],
-        [y_train],
-        patch,
-        batch_size=batch_size,
-        strategy="balanced",
-        seed=seed,
-        steps_per_epoch=50,
-        augment=augment if use_augment else None,
-    )
-    epochs = max(1, steps // sampler.steps_per_epoch)
-    schedule = dilnet.model.cosine_decay(learning_rate, epochs, final=learning_rate / 20)
-    start = time.perf_counter()
-    history = model.fit(
-        sampler, epochs=epochs, verbose=1, callbacks=[dilnet.model.LearningRateScheduler(schedule)]
-    )
-    seconds = time.perf_counter() - start
-    probabilities = predict_volume(model, x_test, memory_limit="2GiB", progress=False)
-    prediction = probabilities.argmax(axis=0)
-    dice = dice_per_class(prediction, y_test)
+    """Train `name` by its `config`, evaluate on the held-out hemisphere, save; return the
+    record written to ``<out>/<name>.json``."""
+    out = Path(out) if out is not None else HERE / "weights"
+    out.mkdir(parents=True, exist_ok=True)
+    settings = config(name, use_augment=use_augment, steps=steps, patch=patch,
+                      batch_size=batch_size, learning_rate=learning_rate, seed=seed)  # fmt: skip
+    model, training = train_from_config(settings, base=out, overwrite=True, verbose=verbose)
+    dice = training["validation_dice_whole_volumes"]
     metrics = {
         "dice_held_out": dict(zip(CLASS_NAMES, dice, strict=True)),
         "mean_dice_csf_gm_wm": float(np.mean(dice[1:])),
-        "train_seconds": seconds,
-        "final_train_loss": history.history["loss"][-1],
+        "train_seconds": training["train_seconds"],
+        "final_train_loss": training["history"]["loss"][-1],
     }
     record = {
         "name": name,
@@ -98,26 +92,24 @@ def train(
         "data": "MNI ICBM152 2009a symmetric template, 2 mm (dilnet_zoo/data/mni152_2mm.npz); "
         "train: left hemisphere, held out: right hemisphere",
         "settings": {
-            "steps": epochs * sampler.steps_per_epoch,
+            "steps": settings["epochs"] * settings["steps_per_epoch"],
             "patch": list(patch),
             "batch_size": batch_size,
             "learning_rate": learning_rate,
             "seed": seed,
-            "loss": "crossentropy+dice",
+            "loss": settings["loss"],
             "optimizer": "adam, cosine decay",
-            "sampler": "balanced",
+            "sampler": settings["sampling"],
             "augment": "intensity, noise, sub-voxel shifts, left-right flips"
             if use_augment
             else "none",
         },
+        "config": training["config"],
         "parameters": model.network.count_params(trainable=True),
         "receptive_field": model.network.receptive_field[0].size,
-        "dilnet_version": dilnet.__version__,
+        "dilnet_version": training["dilnet_version"],
         "metrics": metrics,
     }
-    out = Path(out) if out is not None else HERE / "weights"
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / f"{name}.npz", metadata={"training": record})
     (out / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
     log(json.dumps(metrics, indent=1))
     return record

@@ -13,7 +13,7 @@ from dilnet import ShapeError, SpecError, build
 from dilnet import blocks as B
 from dilnet import layers as L
 from dilnet.blocks import Block, register_block
-from dilnet.shapes import ReceptiveField
+from dilnet.geometry import ReceptiveField
 
 PY = Mode(linker="py", optimizer=None)  # compiles in milliseconds
 

@@ -7,7 +7,7 @@ import pytest
 
 from dilnet import Sequential, SpecError, from_config, to_config
 from dilnet import blocks as B
-from dilnet.io.config import FORMAT, FORMAT_VERSION
+from dilnet.blocks.config import FORMAT, FORMAT_VERSION
 
 SPEC = Sequential(
     [

@@ -74,7 +74,12 @@ def test_every_lasagne_name_is_provided_or_explained():
     provided = set(LASAGNE_DNN_ALL) - {"SpatialPyramidPoolingDNNLayer"}
     assert set(dnn.__all__) == provided
     for name in provided:
-        assert getattr(dnn, name) is not None
+        obj = getattr(dnn, name)
+        # Lasagne's naming: classes end in Layer and are layers, the rest are functions
+        if name.endswith("Layer"):
+            assert isinstance(obj, type) and issubclass(obj, L.Layer), name
+        else:
+            assert callable(obj) and not isinstance(obj, type), name
     assert "SpatialPyramidPoolingDNNLayer" in dnn.NOT_PROVIDED
 
 

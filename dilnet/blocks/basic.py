@@ -58,9 +58,39 @@ class Input(Block):
     )
 
 
-@register_block
+def _fields_in_order(*names):
+    """An attrs ``field_transformer`` that lists the fields in the order `names` (a subclass's
+    own fields would otherwise come after its base's)."""
+
+    def transform(cls, fields):
+        by_name = {f.name: f for f in fields}
+        return [by_name[name] for name in names]
+
+    return transform
+
+
 @attrs.frozen(kw_only=True)
-class Conv(Block):
+class _ConvFields(Block):
+    """The fields `Conv` and `DilatedConv` share (not a block type of its own)."""
+
+    filters: int = attrs.field(validator=positive_int)
+    kernel: Ints = _ints(3)
+    padding: Padding = attrs.field(default="same", converter=to_tuple, validator=padding)
+    activation: str = attrs.field(default="relu", validator=one_of(ACTIVATIONS))
+    batch_norm: bool = attrs.field(default=False, validator=boolean)
+    bias: bool | None = attrs.field(default=None, validator=optional_bool)
+    init: str = attrs.field(default="glorot_uniform", validator=one_of(INITS))
+
+
+_SHARED = ("padding", "activation", "batch_norm", "bias", "init")
+
+
+@register_block
+@attrs.frozen(
+    kw_only=True,
+    field_transformer=_fields_in_order("filters", "kernel", "stride", "dilation", *_SHARED),
+)
+class Conv(_ConvFields):
     """Convolution ``->`` optional batch norm ``->`` activation.
 
     Parameters
@@ -89,30 +119,18 @@ class Conv(Block):
         ``filters`` equal to the input channels.
     """
 
-    filters: int = attrs.field(validator=positive_int)
-    kernel: Ints = _ints(3)
     stride: Ints = _ints(1)
     dilation: Ints = _ints(1)
-    padding: Padding = attrs.field(default="same", converter=to_tuple, validator=padding)
-    activation: str = attrs.field(default="relu", validator=one_of(ACTIVATIONS))
-    batch_norm: bool = attrs.field(default=False, validator=boolean)
-    bias: bool | None = attrs.field(default=None, validator=optional_bool)
-    init: str = attrs.field(default="glorot_uniform", validator=one_of(INITS))
 
 
 @register_block
-@attrs.frozen(kw_only=True)
-class DilatedConv(Block):
+@attrs.frozen(
+    kw_only=True, field_transformer=_fields_in_order("filters", "dilation", "kernel", *_SHARED)
+)
+class DilatedConv(_ConvFields):
     """A stride-1 dilated convolution (`Conv` without `stride`, `dilation` default 2)."""
 
-    filters: int = attrs.field(validator=positive_int)
     dilation: Ints = _ints(2)
-    kernel: Ints = _ints(3)
-    padding: Padding = attrs.field(default="same", converter=to_tuple, validator=padding)
-    activation: str = attrs.field(default="relu", validator=one_of(ACTIVATIONS))
-    batch_norm: bool = attrs.field(default=False, validator=boolean)
-    bias: bool | None = attrs.field(default=None, validator=optional_bool)
-    init: str = attrs.field(default="glorot_uniform", validator=one_of(INITS))
 
 
 @register_block
