@@ -55,7 +55,7 @@ def main(argv=None):
         rows[f"import dilnet ({args.checkout})"] = ("import dilnet", args.checkout)
     times = {name: [] for name in rows}
     loaded = {}
-    for name, (statement, path) in rows.items():  # warm the OS file cache once
+    for statement, path in rows.values():  # warm the OS file cache once
         once(statement, path)
     for _ in range(args.runs):
         for name, (statement, path) in rows.items():

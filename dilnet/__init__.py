@@ -51,4 +51,3 @@ from .errors import (
 )
 from .io.summary import format_summary as format_summary
 from .ops import dilated_conv as dilated_conv
-

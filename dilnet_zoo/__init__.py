@@ -21,8 +21,7 @@ from pathlib import Path
 
 import attrs
 
-from dilnet.blocks.base import suggest
-from dilnet.errors import ConfigError, WeightsError, invalid
+from dilnet.errors import ConfigError, WeightsError, invalid, suggest
 
 from . import families
 
@@ -49,6 +48,8 @@ class ZooEntry:
     summary: str
     #: overrides that change parameter shapes (the pretrained weights fix them)
     shape_overrides: tuple = ("num_classes", "channels", "in_channels")
+    #: what the network expects of its input (`dilnet.model.contract`); `load` sets it
+    contract: object = families.BRAIN_T1_2MM
 
 
 _ENTRIES = {
@@ -196,7 +197,12 @@ def load(
                 f"{name}.npz in weights_dir or $DILNET_ZOO_DIR); train them with "
                 f"`python -m dilnet_zoo.recipes.train {name}` or use pretrained=False."
             )
-    model = Model(spec, mode=mode, dtype=dtype, device=device)
+    contract = entry.contract
+    if overrides.get("num_classes", entry.defaults.get("num_classes")) != entry.defaults.get(
+        "num_classes"
+    ):
+        contract = attrs.evolve(contract, class_names=None)  # new classes, names unknown
+    model = Model(spec, mode=mode, dtype=dtype, device=device, input_contract=contract)
     if path is not None:
         model.load_weights(path, cast=True)
     return model

@@ -8,8 +8,21 @@ returns a `dilnet.Sequential`. Receptive fields and parameter counts are those o
 from dilnet import Sequential
 from dilnet import blocks as B
 from dilnet.blocks.stacks import CONTEXT_DILATIONS
+from dilnet.model.contract import InputContract
 
-__all__ = ["context3d", "dilated_resnet3d", "highres3dnet", "plain3d"]
+__all__ = ["BRAIN_T1_2MM", "context3d", "dilated_resnet3d", "highres3dnet", "plain3d"]
+
+#: The input contract of every zoo network: a skull-stripped T1 brain, RAS, 2 mm voxels, its
+#: nonzero voxels' 0.5th and 99.5th intensity percentiles scaled to 0 and 1 (as in training).
+BRAIN_T1_2MM = InputContract(
+    orientation="RAS",
+    voxel_size=(2.0, 2.0, 2.0),
+    normalization="percentile",
+    low=0.5,
+    high=99.5,
+    foreground="nonzero",
+    class_names=("background", "csf", "grey matter", "white matter"),
+)
 
 
 def context3d(*, variant="basic", num_classes=4, channels=16, in_channels=1):

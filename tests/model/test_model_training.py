@@ -4,7 +4,6 @@ independent computations, and runs are reproducible."""
 import numpy as np
 import pytensor
 import pytest
-import torch
 
 from dilnet import Sequential, objectives, updates
 from dilnet import blocks as B
@@ -86,7 +85,10 @@ def test_train_step_equals_a_hand_built_pytensor_step():
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.torch
 def test_crossentropy_loss_equals_torch_with_ignore_index_and_weights():
+    import torch
+
     rng = np.random.default_rng(4)
     model = Model(small_spec(rank=2, classes=3), dtype="float64", seed=0)
     weights = (0.5, 2.0, 1.0)
