@@ -36,7 +36,7 @@ def predict_dask(model, darr, *, batch_size=1, memory_limit=None):
     Parameters
     ----------
     model : object
-        With ``model.network`` (a `dilnet.compiler.Network`); only its spec and parameter values
+        With ``model.network`` (a `dilnet.network.Network`); only its spec and parameter values
         are used (``model.predict_on_batch`` is not: workers compile their own function).
     darr : dask.array.Array of shape (C, *spatial)
         One chunk along the channel axis. Along each spatial axis with several chunks, every

@@ -19,9 +19,9 @@ import attrs
 import numpy as np
 
 from . import geometry
-from .compiler import Network
 from .errors import ConfigError, ShapeError, invalid
 from .geometry import Halo
+from .network import Network
 from .utils import format_bytes, is_int
 
 __all__ = [
@@ -55,14 +55,14 @@ _MEMORY = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 
 
 def network_of(model, where="plan_tiles"):
-    """The `dilnet.compiler.Network` of `model` (anything with ``.network``), or `model`
+    """The `dilnet.network.Network` of `model` (anything with ``.network``), or `model`
     itself if it is one; a `ConfigError` naming `where` otherwise."""
     if isinstance(model, Network):
         return model
     network = getattr(model, "network", None)
     if not isinstance(network, Network):
         raise ConfigError(
-            invalid(where, "model", "a model with `network` (a dilnet.compiler.Network)", model)
+            invalid(where, "model", "a model with `network` (a dilnet.network.Network)", model)
         )
     return network
 
@@ -303,7 +303,7 @@ def plan_tiles(
 
     Parameters
     ----------
-    model : model with .network, or a dilnet.compiler.Network
+    model : model with .network, or a dilnet.network.Network
     spatial : tuple of int
         The volume's spatial lengths.
     tile : int or tuple of int, optional

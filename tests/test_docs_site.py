@@ -95,7 +95,7 @@ RENDERED = [
     ("api/blocks", "dilnet.blocks.stacks.ContextModule"),
     ("api/blocks", "dilnet.blocks.base.register_block"),
     ("api/compiler", "dilnet.compiler.build"),
-    ("api/compiler", "dilnet.compiler.Network.check_size"),
+    ("api/compiler", "dilnet.network.Network.check_size"),
     ("api/compiler", "dilnet.shapes.conv_output_length"),
     ("api/compiler", "dilnet.geometry.walk"),
     ("api/compiler", "dilnet.geometry.AxisGeometry"),

@@ -24,7 +24,7 @@ LAYERS = [
     ["dilnet.layers", "dilnet.init", "dilnet.nonlinearities", "dilnet.objectives",
      "dilnet.updates", "dilnet.regularization", "dilnet.interop"],
     # specs, their configs, the compiler, the one geometry walker, the summary
-    ["dilnet.geometry", "dilnet.blocks", "dilnet.compiler", "dilnet.io.config",
+    ["dilnet.geometry", "dilnet.blocks", "dilnet.compiler", "dilnet.network", "dilnet.io.config",
      "dilnet.io.summary"],
     # running networks: Model, tiled and Dask inference
     ["dilnet.model", "dilnet.tiling", "dilnet.inference", "dilnet.distributed"],

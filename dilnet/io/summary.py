@@ -38,7 +38,7 @@ def _field(fields) -> str:
 
 
 def format_summary(network, batch_size=None) -> str:
-    """The layer table of a `dilnet.compiler.Network` as text.
+    """The layer table of a `dilnet.network.Network` as text.
 
     Columns: block path, layer (name and type), output shape (``?`` for lengths known only
     at run time), padding per axis (``b+a`` when before and after differ), dilation,

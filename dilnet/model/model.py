@@ -83,7 +83,7 @@ class Model:
 
     Attributes
     ----------
-    network : dilnet.compiler.Network
+    network : dilnet.network.Network
         The layer graph, with paths and receptive fields.
     history : History or None
         Of the last `fit`.
