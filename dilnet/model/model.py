@@ -408,7 +408,7 @@ def load_model(path, *, mode=None, device=None) -> Model:
     """A `Model` from a file written by `Model.save` or `Model.save_weights` (spec, dtype and
     input contract from the file's manifest; weights verified before use), on `device` (as in
     `Model`)."""
-    spec, dtype, contract = saving.read_model(path)
+    spec, dtype, contract, checkpoint = saving.read_model(path)
     model = Model(spec, dtype=dtype, mode=mode, device=device, input_contract=contract)
-    model.load_weights(path)
+    saving.load_weights(model, path, cast=False, skip_mismatch=False, checkpoint=checkpoint)
     return model

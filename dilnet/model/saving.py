@@ -46,15 +46,16 @@ def save(model, path, metadata=None):
     return save_checkpoint(os.fspath(path), _arrays(model), metadata={**base, **(metadata or {})})
 
 
-def load_weights(model, path, *, cast, skip_mismatch):
+def load_weights(model, path, *, cast, skip_mismatch, checkpoint=None):
     """`Model.load_weights` (documented there): every parameter, or with `skip_mismatch` those
-    that fit; the manifest, its ``"skipped"`` names added."""
+    that fit; the manifest, its ``"skipped"`` names added. `checkpoint` is ``(arrays,
+    manifest)`` already read from `path` (by `read_model`), so the file is read once."""
     where = "Model.load_weights"
     if not isinstance(cast, bool):
         raise ConfigError(invalid(where, "cast", "True or False", cast))
     if not isinstance(skip_mismatch, bool):
         raise ConfigError(invalid(where, "skip_mismatch", "True or False", skip_mismatch))
-    arrays, manifest = read_checkpoint(os.fspath(path))
+    arrays, manifest = checkpoint if checkpoint is not None else read_checkpoint(os.fspath(path))
     params = model.params
     if not skip_mismatch:
         expected = [(p.name, tuple(p.get_value(borrow=True).shape), str(p.dtype)) for p in params]
@@ -84,9 +85,10 @@ def load_weights(model, path, *, cast, skip_mismatch):
 
 
 def read_model(path):
-    """``(spec, dtype, input_contract)`` from a file `Model.save` or `Model.save_weights` wrote
-    (`load_model` builds the `Model`); `ConfigError` for weights without a model config."""
-    _, manifest = read_checkpoint(os.fspath(path))
+    """``(spec, dtype, input_contract, (arrays, manifest))`` from a file `Model.save` or
+    `Model.save_weights` wrote, read and verified once (`load_model` builds the `Model` and
+    passes the arrays on to `load_weights`); `ConfigError` for weights without a model config."""
+    arrays, manifest = read_checkpoint(os.fspath(path))
     metadata = manifest.get("metadata", {})
     if "spec" not in metadata:
         raise ConfigError(
@@ -100,4 +102,4 @@ def read_model(path):
     contract = metadata.get("input_contract")
     if contract is not None:
         contract = InputContract.from_dict(contract, where=f"{os.fspath(path)}: input_contract")
-    return from_config(metadata["spec"]), dtype, contract
+    return from_config(metadata["spec"]), dtype, contract, (arrays, manifest)

@@ -329,3 +329,19 @@ def test_load_weights_skip_mismatch_keeps_what_does_not_fit(tmp_path):
                               B.Conv(filters=5, kernel=1)]), mode=FAST)  # fmt: skip
     with pytest.raises(WeightsError, match=r"no parameter fits this model"):
         other.load_weights(tmp_path / "four.npz", skip_mismatch=True)
+
+
+def test_load_model_reads_the_file_once_and_keeps_the_contract(tmp_path, monkeypatch):
+    from dilnet.model import InputContract, saving
+
+    m = model()
+    m.input_contract = InputContract(orientation="RA", voxel_size=(2.0, 2.0))
+    m.save(tmp_path / "model.npz")
+    reads = []
+    real = saving.read_checkpoint
+    monkeypatch.setattr(saving, "read_checkpoint", lambda p: reads.append(p) or real(p))
+    again = load_model(tmp_path / "model.npz", mode=FAST)
+    assert len(reads) == 1
+    assert again.input_contract == m.input_contract
+    for a, b in zip(again.get_weights(), m.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
