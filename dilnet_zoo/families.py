@@ -13,7 +13,9 @@ from dilnet.model.contract import InputContract
 __all__ = ["BRAIN_T1_2MM", "context3d", "dilated_resnet3d", "highres3dnet", "plain3d"]
 
 #: The input contract of every zoo network: a skull-stripped T1 brain, RAS, 2 mm voxels, its
-#: nonzero voxels' 0.5th and 99.5th intensity percentiles scaled to 0 and 1 (as in training).
+#: nonzero voxels' 0.5th and 99.5th intensity percentiles scaled to 0 and 1. The shipped weights
+#: were trained on min-max scaled template volumes, which this scaling approximates for a
+#: skull-stripped T1 (the recipe's retrain with this contract is pending, issue 16).
 BRAIN_T1_2MM = InputContract(
     orientation="RAS",
     voxel_size=(2.0, 2.0, 2.0),
