@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m dilnet_zoo.demo
+	$(PY) -m dilnet_zoo.demo --force
 
 test: lint
 	$(PY) -m pytest -q

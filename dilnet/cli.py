@@ -10,10 +10,13 @@ and the commands of installed plugins (`dilnet.plugins`); with `dilnet_zoo`:
 
     dilnet zoo list                          the zoo's networks
     dilnet zoo info NAME                     a network's model card
-    dilnet demo                              the main job: segment the MNI152 template
+    dilnet demo                              the main job: segment a held-out brain (Colin27)
 
 Volumes are NIfTI (``.nii``, ``.nii.gz``; affine and header carried to the output), ``.npy`` /
-``.npz`` or TIFF stacks (`dilnet.io.volume`). Results go to standard output; progress bars and
+``.npz`` or TIFF stacks (`dilnet.io.volume`). A model with an input contract
+(`dilnet.model.contract`; the zoo's) gets a NIfTI input reoriented, resampled and scaled as it
+was trained (`dilnet.preprocessing.predict_image`), the result on the input's own grid; arrays
+without an affine are only scaled (a note says so). Results go to standard output; progress bars and
 notes to standard error (``--quiet`` silences them).
 
 Exit codes: 0 success; 1 the work failed (a dilnet error, an unreadable or invalid file: one
@@ -170,28 +173,41 @@ def _predict(args, console):
     from .inference import predict_volume
     from .io.volume import write_volume
     from .model.data import normalize
+    from .preprocessing import predict_image
     from .training import model_from_ref, read_image
 
     _check_output(args.output, args.force)
     start = time.perf_counter()
     model, recorded = model_from_ref(args.model)
+    contract = model.input_contract = _contract_of(model, args.model)
     rank = _rank(model.network)
     tile = _per_axis(args.tile, rank, "--tile")
     channels = model.network.input_layer.shape[1]
     volume = read_image(args.input, rank=rank, channels=channels, what=args.model, key=args.key)
-    how = args.normalize or recorded["normalize"]
-    console.note(
-        f"{args.model}: {volume.path.name} {volume.data.shape[0]} channel(s) x "
-        f"{'x'.join(map(str, volume.spatial))}, intensities: {how}"
-    )
-    probabilities = predict_volume(
-        model,
-        normalize(volume.data, how),
-        tile=tile,
-        memory_limit=args.memory_limit,
-        batch_size=args.batch_size,
-        progress=console.progress,
-    )
+    run = {"tile": tile, "memory_limit": args.memory_limit, "batch_size": args.batch_size,
+           "progress": console.progress}  # fmt: skip
+    shape = f"{volume.data.shape[0]} channel(s) x {'x'.join(map(str, volume.spatial))}"
+    if contract is None:  # the model says nothing: --normalize, or what it was trained with
+        how = args.normalize or recorded["normalize"]
+        console.note(f"{args.model}: {volume.path.name} {shape}, intensities: {how}")
+        probabilities = predict_volume(model, normalize(volume.data, how), **run)
+    else:
+        console.note(f"{args.model}: {volume.path.name} {shape}, input contract: "
+                     f"{_describe(contract)}")  # fmt: skip
+        if args.normalize:
+            console.note(f"--normalize {args.normalize} ignored: the model's input contract "
+                         "sets the intensity scaling")  # fmt: skip
+        geometric = contract.orientation is not None or contract.voxel_size is not None
+        if geometric and volume.affine is not None:
+            probabilities = predict_image(model, volume, **run)
+        else:
+            if geometric:
+                console.note(
+                    f"note: {volume.path.name} has no affine: its orientation and voxel size "
+                    f"were not checked (the model expects {_describe(contract, scaling=False)}); "
+                    "intensities scaled only"
+                )
+            probabilities = predict_volume(model, volume.data, **run)
     if args.probabilities:
         result, kind = probabilities, "class probabilities"
     else:
@@ -202,6 +218,34 @@ def _predict(args, console):
         f"{time.perf_counter() - start:.1f} s"
     )
     return EXIT_OK
+
+
+def _contract_of(model, ref):
+    """`model`'s input contract, else (for ``PREFIX:NAME``) the one its pretrained weights file
+    records (`Model.save` writes it), else None."""
+    from .model.contract import InputContract
+    from .training import model_manifest
+
+    if model.input_contract is not None or plugins.model_source(ref) is None:
+        return model.input_contract
+    weights = plugins.resolve_model(ref).weights
+    recorded = model_manifest(weights)["metadata"].get("input_contract")
+    if recorded is None:
+        return None
+    return InputContract.from_dict(recorded, where=f"{weights}: input_contract")
+
+
+def _describe(contract, scaling=True):
+    """``RAS, 2x2x2 mm, percentile 0.5-99.5 of nonzero voxels``."""
+    parts = [contract.orientation or "any orientation"]
+    size = contract.voxel_size
+    parts.append(f"{'x'.join(f'{v:g}' for v in size)} mm" if size else "any voxel size")
+    if scaling:
+        how = contract.normalization
+        if how == "percentile":
+            how = f"percentile {contract.low:g}-{contract.high:g} of {contract.foreground} voxels"
+        parts.append(f"intensities: {how}")
+    return ", ".join(parts)
 
 
 def _train(args, console):
@@ -296,8 +340,11 @@ def _add_predict(commands, common):
                         help="working memory of one batch, e.g. 2GiB (default 1GiB)")  # fmt: skip
     predict.add_argument("--batch-size", type=_positive_int, default=1, help="tiles per call")
     predict.add_argument("--normalize", choices=("none", "minmax"), default=None,
-                         help="intensities: as they are, or min-max scaled to [0, 1] (default: "
-                         "what the model was trained with; minmax for zoo models)")  # fmt: skip
+                         help="intensities of a model without an input contract: as they are, "
+                         "or min-max scaled to [0, 1] (default: what the model was trained "
+                         "with). A model with an input contract (the zoo's) ignores it: the "
+                         "contract sets the scaling, and for NIfTI inputs the orientation and "
+                         "voxel size too (the result is mapped back to the input's grid)")  # fmt: skip
     predict.add_argument("--force", action="store_true", help="replace an existing output")
     predict.set_defaults(run=_predict)
 

@@ -37,7 +37,7 @@ float64, below 1e-6 in float32.
 
 import numpy as np
 
-from .errors import ConfigError, ShapeError, invalid
+from .errors import ConfigError, ShapeError, VolumeError, invalid
 from .geometry import Halo as Halo
 from .tiling import DEFAULT_MEMORY_LIMIT as DEFAULT_MEMORY_LIMIT
 from .tiling import Tile as Tile
@@ -105,8 +105,16 @@ def predict_volume(
     progress=True,
     out=None,
     same_shape=None,
+    normalize=None,
 ):
     """Predict a whole volume tile by tile, equal to one ``predict_on_batch`` on all of it.
+
+    .. warning::
+       An array carries no affine: nothing here checks its **orientation or voxel size**. It
+       must already be on the grid the model was trained on (``model.input_contract``, e.g.
+       RAS at 2 mm for the zoo); otherwise the prediction is wrong without any error. Images
+       with an affine (NIfTI) are brought onto that grid by
+       `dilnet.preprocessing.predict_image`, which ``dilnet predict`` uses.
 
     Parameters
     ----------
@@ -132,6 +140,12 @@ def predict_volume(
         of its shape. Default: the model's ``compiles_per_shape`` (True for a `Model` on the
         JAX linker, where each new shape costs a compile; False for the C VM, where it costs
         nothing and clipped crops are less work).
+    normalize : bool or None
+        None (default): scale the intensities as ``model.input_contract`` says
+        (`dilnet.model.contract.normalize_intensities` over the whole volume, before tiling,
+        so every tile sees the same scaling); nothing when the model has no contract. False:
+        the values as they are (already scaled, e.g. by `predict_image`). Either way NaN or
+        infinite voxels are refused.
 
     Returns
     -------
@@ -145,8 +159,11 @@ def predict_volume(
         one prediction per input voxel for this volume (e.g. one ending in a strided
         convolution, or pooling on lengths that are not multiples of its period).
     ConfigError
-        Invalid `tile`, `memory_limit` or `batch_size`, or a `memory_limit` too small for the
-        smallest tile.
+        Invalid `tile`, `memory_limit`, `batch_size` or `normalize`, or a `memory_limit` too
+        small for the smallest tile.
+    VolumeError
+        Naming `volume`: NaN or infinite values (they would spread through every receptive
+        field they touch), or a volume the contract's scaling cannot scale (blank, constant).
 
     Notes
     -----
@@ -168,6 +185,15 @@ def predict_volume(
     if not hasattr(volume, "shape") or not hasattr(volume, "__getitem__"):
         volume = np.asarray(volume)
     has_channels, spatial = _check_volume(network, volume, where)
+    if normalize not in (None, False):
+        raise ConfigError(invalid(where, "normalize", "None (the contract's scaling) or False",
+                                  normalize))  # fmt: skip
+    contract = getattr(model, "input_contract", None) if normalize is None else None
+    if contract is not None:
+        from .model.contract import normalize_intensities
+
+        # percentiles of the whole volume, so that every tile is scaled alike; NaN refused
+        volume = normalize_intensities(volume, contract, network.rank, where="volume")
     if same_shape is None:
         same_shape = bool(getattr(model, "compiles_per_shape", False))
     plan = plan_tiles(
@@ -211,6 +237,14 @@ def predict_volume(
 
 
 def _read(volume, slices, has_channels, dtype):
-    if has_channels:
-        return np.asarray(volume[(slice(None), *slices)], dtype=dtype)
-    return np.asarray(volume[slices], dtype=dtype)[None]
+    crop = volume[(slice(None), *slices)] if has_channels else volume[slices][None]
+    crop = np.asarray(crop, dtype=dtype)
+    # checked crop by crop, so that a memmap or zarr volume is still read only once
+    bad = crop.size - np.count_nonzero(np.isfinite(crop))
+    if bad:
+        raise VolumeError(
+            f"volume: {bad} voxel(s) of the crop at {tuple((s.start, s.stop) for s in slices)} "
+            f"are NaN or infinite (as {dtype}); they would spread through every receptive field "
+            "they touch (replace them, e.g. with np.nan_to_num, before predicting)."
+        )
+    return crop

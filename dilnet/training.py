@@ -19,6 +19,7 @@ import numpy as np
 
 from . import plugins
 from .errors import ConfigError, DilnetError, VolumeError, WeightsError
+from .model.contract import normalize_intensities
 from .model.data import augmentation, check_labels, normalize
 
 __all__ = [
@@ -191,7 +192,14 @@ def read_labels(path, *, rank, spatial, num_classes, ignore_label=None):
     return values
 
 
-def _read_pairs(pairs, base, rank, channels, classes, config):
+def _scale(image, config, contract, rank):
+    """`image` (C, *spatial) scaled as `contract` says, or by the config's ``normalize``."""
+    if contract is not None:
+        return normalize_intensities(image, contract, rank)
+    return normalize(image, config.normalize)
+
+
+def _read_pairs(pairs, base, rank, channels, classes, config, contract=None):
     """(images, labels) of the config's files: images (C, *spatial) float32, normalised."""
     images, labels = [], []
     for pair in pairs:
@@ -205,11 +213,11 @@ def _read_pairs(pairs, base, rank, channels, classes, config):
                 ignore_label=config.ignore_label,
             )
         )
-        images.append(normalize(image.data, config.normalize))
+        images.append(_scale(image.data, config, contract, rank))
     return images, labels
 
 
-def _builtin(config, rank, channels, classes, where):
+def _builtin(config, rank, channels, classes, where, contract=None):
     """((images, labels), validation or None) of the config's registered `builtin_data`."""
     name = config.builtin_data
     data = plugins.registry().training_data.get(name)
@@ -228,7 +236,7 @@ def _builtin(config, rank, channels, classes, where):
         for i, label in enumerate(labels):
             check_labels(label, classes, ignore_label=config.ignore_label,
                          where=f"builtin_data {name!r}", name=f"labels[{i}]")  # fmt: skip
-        parts.append(([normalize(image, config.normalize) for image in images], list(labels)))
+        parts.append(([_scale(image, config, contract, rank) for image in images], list(labels)))
     train, validation = parts
     return train, validation if validation[0] else None
 
@@ -302,7 +310,9 @@ def _build(config, base, where, log):
     return model, skipped
 
 
-def train_from_config(config, *, base=".", overwrite=False, where=None, log=None, verbose=1):
+def train_from_config(
+    config, *, base=".", overwrite=False, where=None, log=None, verbose=1, input_contract=None
+):
     """Train as `config` says and save the model; return ``(model, record)``.
 
     Parameters
@@ -321,6 +331,10 @@ def train_from_config(config, *, base=".", overwrite=False, where=None, log=None
         at their initial values, the time taken (default: none).
     verbose : int
         `Model.fit`'s: 0 silent, 1 a progress bar, 2 one line per epoch.
+    input_contract : dilnet.model.contract.InputContract, optional
+        What the model expects of its input, saved with it (``model.input_contract``). The
+        volumes are then scaled by it, with `normalize_intensities` as at inference, and the
+        config's ``normalize`` must name its normalisation.
 
     Returns
     -------
@@ -336,16 +350,19 @@ def train_from_config(config, *, base=".", overwrite=False, where=None, log=None
 
     Notes
     -----
-    Patches are drawn by a `dilnet.model.PatchSampler` seeded with ``config.seed`` (the
-    validation patches with ``seed + 1``), augmented by the config's named steps
-    (`dilnet.model.data.augmentation`); the ``"cosine"`` schedule decays the learning rate to
-    1/20 over the epochs. The model file also records ``preprocessing["normalize"]``, which
-    `model_from_ref` (and ``dilnet predict``) apply.
+    Every volume is scaled whole first (``normalize`` or `input_contract`), then patches are
+    drawn by a `dilnet.model.PatchSampler` seeded with ``config.seed`` (the validation patches
+    with ``seed + 1``), augmented by the config's named steps (`dilnet.model.data.augmentation`)
+    or by its `dilnet.model.augment.Augment` (``"synthseg"``, which reads each patch's window
+    of the whole volume; validation patches are not augmented); the ``"cosine"`` schedule
+    decays the learning rate to 1/20 over the epochs. The model file also records
+    ``preprocessing["normalize"]``, which `model_from_ref` (and ``dilnet predict``) apply.
     """
     from ._version import __version__
     from .inference import predict_volume
-    from .io.train_config import TrainConfig, train_config_from_dict
+    from .io.train_config import TrainConfig, augment_from_config, train_config_from_dict
     from .model import LearningRateScheduler, PatchSampler, cosine_decay
+    from .model.contract import InputContract
     from .model.metrics import dice_per_class
 
     if not isinstance(config, TrainConfig):
@@ -354,6 +371,16 @@ def train_from_config(config, *, base=".", overwrite=False, where=None, log=None
     where = where or "train_from_config"
     log = log or (lambda text: None)
     output = output_path(config, base, where)
+    if input_contract is not None:
+        if not isinstance(input_contract, InputContract):
+            raise ConfigError(f"{where}: invalid value for `input_contract`. Expected an "
+                              f"InputContract or None; received {input_contract!r}.")  # fmt: skip
+        if input_contract.normalization != config.normalize:
+            raise ConfigError(
+                f"{where}: $.normalize: expected {input_contract.normalization!r}, the "
+                f"normalization of the input_contract the model is saved with; received "
+                f"{config.normalize!r}."
+            )
     if output.exists() and not overwrite:
         raise VolumeError(f"{output}: exists; pass overwrite=True to replace it.")
 
@@ -366,11 +393,19 @@ def train_from_config(config, *, base=".", overwrite=False, where=None, log=None
             f"{list(config.patch_size)}."
         )
     patch = config.patch_size * rank if len(config.patch_size) == 1 else config.patch_size
-    augment = augmentation(config.augment, rank=rank, where=f"{where}: $.augment")
-    if config.builtin_data is not None:
-        (images, labels), validation = _builtin(config, rank, channels, classes, where)
+    if isinstance(config.augment, tuple):
+        augment = augmentation(config.augment, rank=rank, where=f"{where}: $.augment")
     else:
-        args = (base, rank, channels, classes, config)
+        try:
+            augment = augment_from_config(config.augment, rank=rank)
+        except DilnetError as err:
+            raise ConfigError(f"{where}: {err}") from None
+    if config.builtin_data is not None:
+        (images, labels), validation = _builtin(
+            config, rank, channels, classes, where, input_contract
+        )
+    else:
+        args = (base, rank, channels, classes, config, input_contract)
         images, labels = _read_pairs(config.train, *args)
         validation = _read_pairs(config.validation, *args) if config.validation else None
 
@@ -405,7 +440,10 @@ def train_from_config(config, *, base=".", overwrite=False, where=None, log=None
     if validation is not None:
         dice = [
             dice_per_class(
-                predict_volume(model, image, progress=False).argmax(axis=0), label, classes
+                # the volumes are scaled already
+                predict_volume(model, image, normalize=False, progress=False).argmax(axis=0),
+                label,
+                classes,
             )
             for image, label in zip(*validation, strict=True)
         ]
@@ -418,6 +456,8 @@ def train_from_config(config, *, base=".", overwrite=False, where=None, log=None
         "dilnet_version": __version__,
         **results,
     }
+    if input_contract is not None:
+        model.input_contract = input_contract
     model.save(output, metadata={"training": record,
                                  "preprocessing": {"normalize": config.normalize}})  # fmt: skip
     log(f"trained in {seconds:.1f} s; wrote {output}")

@@ -2,15 +2,18 @@
 
 One row per zoo network: its name, the title of its card, the trainable parameters and the
 receptive field its card states, the overrides it accepts, whether pretrained weights ship in
-the package, and the held-out Dice its training recipe measured (from ``weights/<name>.json``,
-written by ``python -m dilnet_zoo.recipes.train``). Only the package's own files are read:
+the package, and their Dice on Colin27, the held-out real brain, as shipped (from
+``weights/<name>.json``, written by ``python -m dilnet_zoo.recipes.train`` and scored by
+``python -m dilnet_zoo.recipes.evaluate``). A second table (`colin27_table`) gives every
+pretrained network's Dice on Colin27 stored six ways. Only the package's own files are read:
 weights found through ``$DILNET_ZOO_DIR`` do not change the documentation.
 
-The table sits in ``docs/zoo.md`` between the lines `START` and `END`; rewrite it with
+The tables sit in ``docs/zoo.md`` between the lines `START` and `END` and between
+`COLIN27_START` and `COLIN27_END`; rewrite them with
 
     python -m dilnet_zoo.table --write      # or: make figures
 
-and ``python -m dilnet_zoo.table --check`` exits with status 1 when it is out of date (the test
+and ``python -m dilnet_zoo.table --check`` exits with status 1 when one is out of date (the test
 suite checks the same).
 """
 
@@ -31,14 +34,20 @@ __all__ = [
     "START",
     "ZooFacts",
     "cards_table",
+    "colin27_table",
     "current_table",
     "docs_path",
     "model_facts",
     "replace_table",
+    "replace_tables",
 ]
 
 START = "<!-- zoo-table -->"
 END = "<!-- end zoo-table -->"
+COLIN27_START = "<!-- colin27-table -->"
+COLIN27_END = "<!-- end colin27-table -->"
+#: the row of ``metrics["colin27"]`` the zoo table shows: the file as shipped
+TABLE_CONDITION = "native 1 mm"
 #: the first line between the markers, for whoever edits the page
 NOTE = (
     "<!-- generated from dilnet_zoo/cards and dilnet_zoo/weights by "
@@ -50,7 +59,7 @@ DICE_CLASSES = ("csf", "grey matter", "white matter")
 
 HEADER = (
     "| name | summary | trainable parameters | receptive field | overrides (defaults) "
-    "| pretrained | held-out Dice: mean (CSF / GM / WM) |",
+    "| pretrained | Dice on Colin27 (held out, 1 mm): mean (CSF / GM / WM) |",
     "|---|---|---:|---|---|---|---|",
 )
 
@@ -74,8 +83,8 @@ class ZooFacts:
     pretrained : bool
         Whether the package ships weights (``weights/<name>.npz``).
     dice : dict or None
-        Held-out Dice per class of `DICE_CLASSES` and their ``"mean"``, from the recipe's
-        record ``weights/<name>.json``; None where none was measured.
+        Dice on Colin27 as shipped (`TABLE_CONDITION`) per class of `DICE_CLASSES` and their
+        ``"mean"``, from the record ``weights/<name>.json``; None where none was measured.
     """
 
     name: str
@@ -136,8 +145,10 @@ def model_facts(name) -> ZooFacts:
     record_path = _package_file("weights", f"{name}.json")
     if record_path is not None:
         metrics = json.loads(record_path.read_text())["metrics"]
-        dice = {c: metrics["dice_held_out"][c] for c in DICE_CLASSES}
-        dice["mean"] = metrics["mean_dice_csf_gm_wm"]
+        if "colin27" in metrics:
+            row = metrics["colin27"][TABLE_CONDITION]
+            dice = {c: row[c] for c in DICE_CLASSES}
+            dice["mean"] = row["mean CSF/GM/WM"]
     return ZooFacts(
         name=name,
         summary=title[len(prefix) :].strip(),
@@ -181,32 +192,65 @@ def cards_table() -> str:
     return "\n".join([*HEADER, *rows])
 
 
-def _markers(text, where):
+def colin27_table() -> str:
+    """The markdown table of every pretrained zoo network's Dice on Colin27 stored six ways
+    (``metrics["colin27"]`` of its record, `dilnet_zoo.recipes.evaluate.CONDITIONS` order)."""
+    from dilnet_zoo.recipes.evaluate import CONDITIONS
+
+    lines = [
+        "| Colin27 stored as | network | CSF | GM | WM | mean GM/WM |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    records = {}
+    for name in dilnet_zoo.list_models():
+        path = _package_file("weights", f"{name}.json")
+        if path is not None:
+            metrics = json.loads(path.read_text())["metrics"]
+            if "colin27" in metrics:
+                records[name] = metrics["colin27"]
+    for condition in CONDITIONS:
+        for name, rows in records.items():
+            r = rows[condition]
+            lines.append(
+                f"| {condition} | `{name}` | {r['csf']:.3f} | {r['grey matter']:.3f} | "
+                f"{r['white matter']:.3f} | {r['mean GM/WM']:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def _markers(text, where, start_line=START, end_line=END):
     lines = text.split("\n")
-    starts = [i for i, line in enumerate(lines) if line.strip() == START]
-    ends = [i for i, line in enumerate(lines) if line.strip() == END]
+    starts = [i for i, line in enumerate(lines) if line.strip() == start_line]
+    ends = [i for i, line in enumerate(lines) if line.strip() == end_line]
     if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
         raise ConfigError(
-            f"{where}: expected one line {START!r} and after it one line {END!r}; received "
-            f"{len(starts)} start and {len(ends)} end markers"
+            f"{where}: expected one line {start_line!r} and after it one line {end_line!r}; "
+            f"received {len(starts)} start and {len(ends)} end markers"
         )
     return lines, starts[0], ends[0]
 
 
-def replace_table(text, table, where="docs/zoo.md") -> str:
-    """`text` with what lies between its `START` and `END` lines replaced by `table`.
+def replace_table(text, table, where="docs/zoo.md", markers=(START, END)) -> str:
+    """`text` with what lies between its `markers` lines (`START` and `END` by default)
+    replaced by `table`.
 
     Raises
     ------
     ConfigError
         When the markers are missing, repeated or out of order (naming `where`).
     """
-    lines, start, end = _markers(text, where)
+    lines, start, end = _markers(text, where, *markers)
     return "\n".join([*lines[: start + 1], NOTE, "", table, "", *lines[end:]])
 
 
+def replace_tables(text, where="docs/zoo.md") -> str:
+    """`text` with both generated tables (`cards_table`, `colin27_table`) rewritten."""
+    text = replace_table(text, cards_table(), where)
+    return replace_table(text, colin27_table(), where, (COLIN27_START, COLIN27_END))
+
+
 def current_table(text, where="docs/zoo.md") -> str:
-    """The table between the markers of `text` (`ConfigError` as `replace_table`)."""
+    """The zoo table between the markers of `text` (`ConfigError` as `replace_table`)."""
     lines, start, end = _markers(text, where)
     inside = [line for line in lines[start + 1 : end] if line.strip() and line != NOTE]
     return "\n".join(inside)
@@ -224,21 +268,22 @@ def main(argv=None) -> int:
     group.add_argument("--check", action="store_true", help="exit 1 if the page's table is stale")
     parser.add_argument("--path", type=Path, default=None, help="the page (default: docs/zoo.md)")
     args = parser.parse_args(argv)
-    table = cards_table()
     if not (args.write or args.check):
-        print(table)
+        print(cards_table() + "\n\n" + colin27_table())
         return 0
     path = args.path or docs_path()
     text = path.read_text()
+    new = replace_tables(text, str(path))
     if args.check:
-        if replace_table(text, table, str(path)) != text:
-            print(f"{path}: the zoo table is out of date; run `python -m dilnet_zoo.table --write`")
+        if new != text:
+            print(
+                f"{path}: the zoo tables are out of date; run `python -m dilnet_zoo.table --write`"
+            )
             return 1
         return 0
-    new = replace_table(text, table, str(path))
     if new != text:
         path.write_text(new)
-        print(f"{path}: zoo table rewritten")
+        print(f"{path}: zoo tables rewritten")
     return 0
 
 

@@ -17,8 +17,10 @@ import tifffile
 import dilnet
 import dilnet_zoo
 from dilnet.inference import predict_volume
-from dilnet.model import load_model
+from dilnet.model import Model, load_model
 from dilnet.model.metrics import dice_per_class
+from dilnet.training import model_manifest
+from dilnet_zoo._plugin import mni152_grids
 from dilnet_zoo.data.mni152 import hemispheres, load_mni152
 
 DILNET = Path(sys.executable).parent / "dilnet"  # the console script `pip install` made
@@ -54,19 +56,42 @@ def mni(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def zoo_model():
-    return dilnet_zoo.load("context3d-basic", pretrained=True)
+    return dilnet_zoo.load("context3d-basic", pretrained=True)  # with the zoo's input contract
 
 
 def minmax(volume):
-    """Scaled to [0, 1] by hand: what the CLI does to a zoo network's input by default."""
+    """Scaled to [0, 1] by hand: what the CLI does to the input of a model without an input
+    contract trained on min-max scaled volumes."""
     volume = volume.astype(np.float64)
     return ((volume - volume.min()) / (volume.max() - volume.min())).astype(np.float32)
 
 
+def zoo_weights_contract():
+    """The input contract the shipped context3d-basic weights record (None for weights saved
+    before contracts: the CLI then min-max scales, as the zoo's plugin says)."""
+    manifest = model_manifest(dilnet_zoo.weights_path("context3d-basic"))
+    return manifest["metadata"].get("input_contract")
+
+
 @pytest.fixture(scope="module")
 def zoo_prediction(mni, zoo_model):
-    """The in-process prediction of the right hemisphere (the oracle for the CLI's files)."""
-    return predict_volume(zoo_model, minmax(mni["t1"]), progress=False)
+    """The in-process prediction of the right hemisphere (the oracle for the CLI's files): the
+    hemisphere is RAS at 2 mm, the contract's grid, so only the intensity scaling applies."""
+    if zoo_weights_contract() is None:
+        return predict_volume(zoo_model, minmax(mni["t1"]), normalize=False, progress=False)
+    return predict_volume(zoo_model, mni["t1"], progress=False)
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory, zoo_model):
+    """The zoo's weights saved as model files: with the zoo's input contract, and without one
+    (trained with min-max scaling, as its metadata says)."""
+    d = tmp_path_factory.mktemp("models")
+    zoo_model.save(d / "contract.npz")
+    bare = Model(dilnet_zoo.get_spec("context3d-basic"))
+    bare.set_weights(zoo_model.get_weights())
+    bare.save(d / "bare.npz", metadata={"preprocessing": {"normalize": "minmax"}})
+    return {"contract": d / "contract.npz", "bare": d / "bare.npz"}
 
 
 def test_version_and_help():
@@ -97,7 +122,8 @@ def test_zoo_list_matches_the_zoo():
         assert row[1] == ("yes" if dilnet_zoo.weights_path(name) else "no")
         assert int(row[2].replace(",", "")) == network.count_params(trainable=True)
     record = json.loads(dilnet_zoo.weights_path("context3d-basic").with_suffix(".json").read_text())
-    assert rows["context3d-basic"][4] == f"{record['metrics']['mean_dice_csf_gm_wm']:.3f}"
+    colin27 = record["metrics"]["colin27"]["native 1 mm"]
+    assert rows["context3d-basic"][4] == f"{colin27['mean CSF/GM/WM']:.3f}"
     assert rows["context3d-basic"][3] == "69x69x69"  # 1 + 2 * (1 + 1 + 2 + 4 + 8 + 16 + 1 + 1)
 
 
@@ -144,7 +170,7 @@ def test_predict_nifti_keeps_affine_and_header(mni, zoo_prediction):
     assert image.header.get_zooms() == (2.0, 2.0, 2.0)
     np.testing.assert_array_equal(labels, zoo_prediction.argmax(axis=0))
     dice = dice_per_class(labels, mni["labels"], 4)
-    assert np.mean(dice[1:]) > 0.85  # the card's held-out figure is 0.88
+    assert np.mean(dice[1:]) > 0.7  # a sanity floor (the zoo's scores: docs/zoo.md)
 
 
 def test_predict_tiled_quiet_is_identical_and_silent(mni):
@@ -178,24 +204,68 @@ def test_predict_probabilities_npy_and_other_inputs(mni, zoo_prediction):
         np.testing.assert_array_equal(npz["volume"], expected)
 
 
-def test_predict_normalisation(mni, zoo_model, zoo_prediction, tmp_path):
-    # scanner-like int16 units: the zoo's default min-max scaling gives the template's result
+def test_predict_normalisation_without_a_contract(mni, model_files, zoo_model, tmp_path):
+    # scanner-like int16 units: min-max scaling (what the model records) gives the template's
+    bare = model_files["bare"]
     raw = np.round(mni["t1"] * 1000 + 50).astype(np.int16)
     np.save(tmp_path / "raw.npy", raw)
-    code, _, err = run("predict", "--model", "zoo:context3d-basic", "--input",
-                       tmp_path / "raw.npy", "--output", tmp_path / "seg.npy")  # fmt: skip
+    code, _, err = run("predict", "--model", bare, "--input", tmp_path / "raw.npy",
+                       "--output", tmp_path / "seg.npy")  # fmt: skip
     assert code == 0, err
-    assert "intensities: minmax" in err
-    expected = predict_volume(zoo_model, minmax(raw), progress=False).argmax(axis=0)
+    assert "intensities: minmax" in err and "contract" not in err
+    expected = predict_volume(zoo_model, minmax(raw), normalize=False, progress=False)
     labels = np.load(tmp_path / "seg.npy")
-    np.testing.assert_array_equal(labels, expected)
-    assert np.mean(dice_per_class(labels, mni["labels"], 4)[1:]) > 0.85
+    np.testing.assert_array_equal(labels, expected.argmax(axis=0))
     # --normalize none passes the intensities as they are
-    code, _, err = run("predict", "--model", "zoo:context3d-basic", "--input", mni["dir"] /
-                       "t1.npy", "--output", tmp_path / "none.npy", "--normalize", "none", "-q")  # fmt: skip
+    code, _, err = run("predict", "--model", bare, "--input", mni["dir"] / "t1.npy",
+                       "--output", tmp_path / "none.npy", "--normalize", "none", "-q")  # fmt: skip
     assert code == 0, err
+    expected = predict_volume(zoo_model, mni["t1"], normalize=False, progress=False)
+    np.testing.assert_array_equal(np.load(tmp_path / "none.npy"), expected.argmax(axis=0))
+
+
+def test_predict_with_a_contract_maps_lps_and_scanner_units_back(mni, model_files, zoo_model,
+                                                                  tmp_path):  # fmt: skip
+    model = ("predict", "--model", model_files["contract"])
+    # the hemisphere stored LPS (axes 0 and 1 reversed, the affine says so) and in scanner units
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+    flip[:2, 3] = [n - 1 for n in mni["t1"].shape[:2]]
+    lps_affine = mni["affine"] @ flip
+    lps = nib.Nifti1Image(mni["t1"][::-1, ::-1] * 1.7 + 3 * (mni["t1"][::-1, ::-1] > 0),
+                          lps_affine)  # fmt: skip
+    lps.header["descrip"] = b"stored LPS"
+    nib.save(lps, tmp_path / "lps.nii.gz")
+    assert nib.aff2axcodes(lps_affine) == ("L", "P", "S")
+    code, _, err = run(*model, "--input", mni["dir"] / "t1.nii.gz", "--output",
+                       tmp_path / "ras-seg.nii.gz", "--normalize", "minmax")  # fmt: skip
+    assert code == 0, err
+    assert "input contract: RAS, 2x2x2 mm, intensities: percentile 0.5-99.5" in err
+    assert "--normalize minmax ignored: the model's input contract sets" in err
+    code, _, err = run(*model, "--input", tmp_path / "lps.nii.gz", "--output",
+                       tmp_path / "lps-seg.nii.gz", "-q")  # fmt: skip
+    assert (code, err) == (0, "")
+    ras_seg, lps_seg = nib.load(tmp_path / "ras-seg.nii.gz"), nib.load(tmp_path / "lps-seg.nii.gz")
     expected = predict_volume(zoo_model, mni["t1"], progress=False).argmax(axis=0)
-    np.testing.assert_array_equal(np.load(tmp_path / "none.npy"), expected)
+    np.testing.assert_array_equal(np.asarray(ras_seg.dataobj), expected)
+    # the LPS file's labels, in its own order, with its affine and header
+    np.testing.assert_allclose(lps_seg.affine, lps_affine)
+    assert lps_seg.header["descrip"].tobytes().rstrip(b"\0") == b"stored LPS"
+    labels = np.asarray(lps_seg.dataobj)
+    assert np.mean(labels == expected[::-1, ::-1]) > 0.999  # float32 rounding of 1.7x + 3 aside
+    assert np.mean(dice_per_class(labels[::-1, ::-1], mni["labels"], 4)[1:]) > 0.7
+    # an array has no affine: scaled only, and a note says what was not checked
+    code, _, err = run(*model, "--input", mni["dir"] / "t1.npy", "--output",
+                       tmp_path / "seg.npy")  # fmt: skip
+    assert code == 0, err
+    assert "t1.npy has no affine: its orientation and voxel size were not checked" in err
+    np.testing.assert_array_equal(np.load(tmp_path / "seg.npy"), expected)
+    # a blank image fails in the contract's scaling: one line naming the file, nothing written
+    nib.save(nib.Nifti1Image(np.zeros((20, 20, 20), np.float32), lps_affine), tmp_path / "0.nii")
+    code, _, err = run(*model, "--input", tmp_path / "0.nii", "--output", tmp_path / "0-seg.nii",
+                       "-q")  # fmt: skip
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"dilnet predict: error: {tmp_path / '0.nii'}: ")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("0-", ".0-"))) == []
 
 
 def test_errors_are_one_line_with_exit_codes(mni, tmp_path):
@@ -294,8 +364,11 @@ def test_train_on_builtin_data_then_predict(mni, tmp_path):
     assert code == 0, err
     expected = predict_volume(model, mni["t1"], progress=False).argmax(axis=0)
     np.testing.assert_array_equal(np.load(tmp_path / "seg.npy"), expected)
-    # and the whole-volume Dice it reported is the Dice of that prediction
-    dice = dice_per_class(expected, mni["labels"], 4)
+    # and the whole-volume Dice it reported is that of its prediction of the validation volume
+    # ("mni152": the template on the 2 mm grid of 1 mm offset (1, 1, 1)), computed here
+    (image,), (labels,) = mni152_grids([(1, 1, 1)])
+    predicted = predict_volume(model, image, progress=False).argmax(axis=0)
+    dice = dice_per_class(predicted, labels, 4)
     np.testing.assert_allclose(result["validation_dice_whole_volumes"], dice, rtol=1e-6)
     # a second run does not replace the model without --force
     code, _, err = run("train", tmp_path / "train.json", "-q")
@@ -424,5 +497,5 @@ def test_train_data_errors_name_their_files(mni, tmp_path):
 def test_demo_command(tmp_path):
     code, out, err = run("demo", "--out", tmp_path / "demo.png", "--quiet")
     assert code == 0, err
-    assert "Dice on the held-out (right) hemisphere" in out
+    assert "Dice on Colin27 against its reference labels" in out
     assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -583,3 +583,46 @@ def test_not_a_model():
         predict_volume(model("strided1d").network, np.zeros(8))
     with pytest.raises(ConfigError, match=r"plan_tiles: invalid value for `spatial`. Expected 3"):
         plan_tiles(model("dilated3d"), (8, 8))
+
+
+# ---------------------------------------------------------------------------------------------
+# The input contract's intensity scaling, and non-finite input
+
+
+class WithContract(Recording):
+    def __init__(self, inner, contract):
+        super().__init__(inner)
+        self.input_contract = contract
+
+
+def test_the_contract_s_scaling_is_applied_unless_normalize_is_false():
+    from dilnet.model.contract import InputContract, normalize_intensities
+
+    contract = InputContract(normalization="percentile", low=1, high=99, foreground="all")
+    m = WithContract(model("dilated3d"), contract)
+    vol = volume((2, 10, 9, 11)) * 300 + 1000  # scanner units
+    scaled = normalize_intensities(vol, contract, 3)
+    assert 0 <= scaled.min() < 0.01 and 0.99 < scaled.max() <= 1  # scaled, then clipped
+    expected = predict_volume(model("dilated3d"), scaled, tile=4, progress=False)
+    got = predict_volume(m, vol, tile=4, progress=False)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    # normalize=False: the values as they are, whatever the contract says
+    as_is = predict_volume(m, scaled, tile=4, normalize=False, progress=False)
+    np.testing.assert_allclose(as_is, expected, rtol=0, atol=1e-12)
+    with pytest.raises(ConfigError, match="invalid value for `normalize`"):
+        predict_volume(m, vol, normalize="minmax", progress=False)
+
+
+@pytest.mark.parametrize("contract", [None, "percentile"])
+@pytest.mark.parametrize("normalize", [None, False])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_voxels_are_refused_naming_the_volume(contract, normalize, bad):
+    from dilnet.errors import VolumeError
+    from dilnet.model.contract import InputContract
+
+    inner = model("residual1d")
+    m = inner if contract is None else WithContract(inner, InputContract(normalization=contract))
+    vol = volume((1, 40)) + 5
+    vol[0, 23] = bad
+    with pytest.raises(VolumeError, match=r"^volume: .*NaN or infinite"):
+        predict_volume(m, vol, tile=8, normalize=normalize, progress=False)

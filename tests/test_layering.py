@@ -28,8 +28,8 @@ LAYERS = [
      "dilnet.io.summary"],
     # running networks: Model, tiled and Dask inference
     ["dilnet.model", "dilnet.tiling", "dilnet.inference", "dilnet.distributed"],
-    # training from a config, plug-in registries
-    ["dilnet.training", "dilnet.io.train_config", "dilnet.plugins"],
+    # training from a config, plug-in registries, images onto a model's grid and back
+    ["dilnet.training", "dilnet.io.train_config", "dilnet.plugins", "dilnet.preprocessing"],
     # the command line and the package facade
     ["dilnet.cli", "dilnet.__main__", "dilnet"],
     # the zoo plugs into dilnet from above

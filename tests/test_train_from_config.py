@@ -15,9 +15,11 @@ import pytest
 import dilnet
 from dilnet import plugins
 from dilnet.errors import ConfigError, SpecError, VolumeError
-from dilnet.io.train_config import NORMALIZE, train_config_from_dict
+from dilnet.io.train_config import NORMALIZE, augment_from_config, train_config_from_dict
 from dilnet.io.weights import read_checkpoint
-from dilnet.model import Model, load_model
+from dilnet.model import Model, PatchSampler, load_model
+from dilnet.model.augment import Augment
+from dilnet.model.contract import InputContract
 from dilnet.model.data import AUGMENTATIONS, NORMALIZATIONS, augmentation, check_labels, normalize
 from dilnet.training import spec_from_ref, train_from_config
 
@@ -110,15 +112,32 @@ def test_check_labels_messages():
         check_labels(np.array([0, 255]), 4)
 
 
-def test_normalize_minmax_per_channel():
+def test_normalize_minmax_and_percentile_per_channel():
     rng = np.random.default_rng(7)
-    image = np.stack([rng.random((3, 4, 5)) * 50 + 7, np.full((3, 4, 5), 2.0)])
+    image = np.stack([rng.random((3, 4, 5)) * 50 + 7, rng.random((3, 4, 5)) * 3 - 1])
+    image[1, 0] = 0  # background: left out of the percentiles
     scaled = normalize(image, "minmax")
     assert scaled.dtype == np.float32
-    low, high = image[0].min(), image[0].max()
-    np.testing.assert_allclose(scaled[0], (image[0] - low) / (high - low), atol=1e-6)
-    np.testing.assert_array_equal(scaled[1], 0)  # a constant channel
+    for c in range(2):  # over all voxels, background included
+        low, high = image[c].min(), image[c].max()
+        np.testing.assert_allclose(scaled[c], (image[c] - low) / (high - low), atol=1e-6)
+    scaled = normalize(image, "percentile")
+    for c in range(2):
+        nonzero = np.sort(image[c][image[c] != 0])
+
+        # numpy's linear percentile written out: position q/100 * (n - 1) between order stats
+        def at(q, v=nonzero):
+            pos = q / 100 * (v.size - 1)
+            k = int(pos)
+            return v[k] + (pos - k) * (v[min(k + 1, v.size - 1)] - v[k])
+
+        low, high = at(0.5), at(99.5)
+        expected = np.clip((image[c] - low) / (high - low), 0, 1)
+        np.testing.assert_allclose(scaled[c], expected, atol=1e-6)
     np.testing.assert_array_equal(normalize(image, "none"), image.astype(np.float32))
+    # a constant channel has no range to scale: refused, as at inference
+    with pytest.raises(VolumeError, match=r"normalize: .*constant image"):
+        normalize(np.full((1, 3, 4, 5), 2.0), "minmax")
     with pytest.raises(ConfigError, match=r"normalize: invalid value for `how`"):
         normalize(image, "zscore")
     assert NORMALIZE == NORMALIZATIONS  # what configs name is what normalize applies
@@ -154,6 +173,55 @@ def test_named_augmentation_is_the_recipes_former_function():
         flipped += not np.array_equal(got[1], y)
     assert 0 < flipped < 8  # half of the time, more or less
     assert augmentation([]) is None
+
+
+def test_the_synthseg_augment_form_round_trips_and_builds_the_augment():
+    for form, fields in (("synthseg", {}),
+                         ({"synthseg": {"p_tissue": 0.5, "scale": [0.9, 1.1]}},
+                          {"p_tissue": 0.5, "scale": (0.9, 1.1)}),
+                         ({"synthseg": {}}, {})):  # fmt: skip
+        parsed = train_config_from_dict(config(augment=form))
+        assert parsed.augment == form
+        assert train_config_from_dict(json.loads(json.dumps(parsed.to_dict()))) == parsed
+        assert augment_from_config(parsed.augment, rank=3) == Augment(**fields)
+    assert augment_from_config(("noise",)) is None  # named steps: `augmentation` builds them
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ("synthseq", r"\$\.augment: expected a list of steps among intensity, .*, 'synthseg' or "
+                     r"\{'synthseg': \{\.\.\.\}\} \(did you mean 'synthseg'\?\); received 'synthseq'"),
+        ({"synth": {}}, r"\$\.augment: expected one key, 'synthseg' .*; received keys \['synth'\]"),
+        ({"synthseg": 3}, r"\$\.augment\.synthseg: expected an object of Augment fields; "
+                          r"received 3"),
+        ({"synthseg": {"p_tisue": 0.5}}, r"\$\.augment\.synthseg: unknown field 'p_tisue' "
+                                         r"\(did you mean 'p_tissue'"),
+        ({"synthseg": {"rotation": -1}}, r"\$\.augment\.synthseg\.rotation: expected a number "
+                                         r"in \[0, 180\]; received -1"),
+        ({"synthseg": {"scale": [2, 1]}}, r"\$\.augment\.synthseg\.scale: expected a pair "
+                                          r"\(low, high\) with 0\.1 <= low <= high <= 10; "
+                                          r"received \[2, 1\]"),
+        ({"synthseg": {"normalize": "yes"}}, r"\$\.augment\.synthseg\.normalize: expected True "
+                                             r"or False; received 'yes'"),
+        (5, r"\$\.augment: expected a list of strings or a string or dict; received 5"),
+    ],
+)  # fmt: skip
+def test_bad_synthseg_augment_forms_are_reported_with_their_path(form, message):
+    with pytest.raises(SpecError, match=message):
+        train_config_from_dict(config(augment=form))
+
+
+def test_every_bad_synthseg_field_is_reported_at_once():
+    with pytest.raises(SpecError) as err:
+        train_config_from_dict(config(augment={"synthseg": {"p_noise": 2, "shear": -1}}))
+    assert "(2 problems)" in str(err.value)
+    assert "$.augment.synthseg.p_noise: expected a probability in [0, 1]; received 2" in str(
+        err.value
+    )
+    with pytest.raises(SpecError, match=r"\$\.augment\.synthseg\.flip_axes: expected axes "
+                       r"below 2 \(a 2D model\); received \[2\]"):  # fmt: skip
+        augment_from_config({"synthseg": {"flip_axes": [2]}}, rank=2)
 
 
 def test_augmentation_names_are_checked():
@@ -222,6 +290,32 @@ def test_equal_seeds_equal_runs_and_augmentation_changes_the_run(files):
                                      base=files, overwrite=True, verbose=0)  # fmt: skip
     assert any(not np.array_equal(a, b) for a, b in
                zip(first.get_weights(), augmented.get_weights(), strict=True))  # fmt: skip
+
+
+def test_synthseg_training_augments_patches_of_the_whole_volumes(files, monkeypatch):
+    drawn = []
+    sample = PatchSampler.sample
+
+    def spy(self):  # the training sampler's augment and its patches
+        batch = sample(self)
+        drawn.append((self.augment, batch))
+        return batch
+
+    monkeypatch.setattr(PatchSampler, "sample", spy)
+    contract = InputContract(normalization="percentile", low=1, high=99)
+    form = {"synthseg": {"p_affine": 1, "normalize": False}}
+    _, record = train_from_config(config(epochs=1, validation=[], augment=form,
+                                             normalize="percentile"), base=files, verbose=0,
+                                      input_contract=contract)  # fmt: skip
+    augment, (x, y) = drawn[0]
+    assert augment == Augment(p_affine=1, normalize=False)
+    assert x.shape == (2, 1, 8, 8, 8) and set(np.unique(y)) <= {0, 1, 2}
+    # the model file carries the contract its volumes were scaled by
+    assert load_model(files / "out.npz").input_contract == contract
+    assert record["config"]["augment"] == form
+    with pytest.raises(ConfigError, match=r"\$\.normalize: expected 'percentile', the "
+                       r"normalization of the input_contract .*; received 'minmax'"):  # fmt: skip
+        train_from_config(config(), base=files, verbose=0, overwrite=True, input_contract=contract)
 
 
 def test_label_files_are_checked_against_the_model(files):
@@ -344,7 +438,7 @@ def test_the_zoo_registers_through_its_entry_point(monkeypatch):
     registry = plugins.registry()
     assert list(registry.model_sources) == ["zoo"]
     assert sorted(registry.commands) == ["demo", "zoo"]
-    assert list(registry.training_data) == ["mni152"]
+    assert list(registry.training_data) == ["mni152", "mni152-grids"]
     sourced = plugins.resolve_model("zoo:plain3d", num_classes=2)
     assert sourced.spec == __import__("dilnet_zoo").get_spec("plain3d", num_classes=2)
     assert sourced.defaults["num_classes"] == 4 and sourced.normalize == "minmax"

@@ -16,9 +16,15 @@ A config:
 weights to fine-tune), a path to a spec JSON written by `dilnet.to_config` or to a model
 ``.npz`` written by `Model.save` (fine-tuned from its weights), or an inline spec config dict.
 Instead of `train`/`validation` files, ``"builtin_data": NAME`` names volumes a plugin
-registers (`dilnet.plugins`): with `dilnet_zoo`, ``"mni152"`` trains on the embedded MNI152
-template's left hemisphere and validates on its right one. ``"augment"`` lists patch
-augmentation steps (``["intensity", "subvoxel_shift", "noise", "flip0"]``). A config is run by
+registers (`dilnet.plugins`): with `dilnet_zoo`, ``"mni152"`` (the embedded MNI152 template's
+2 mm volume) or ``"mni152-grids"`` (that and the other seven 2 mm grids of its 1 mm volume).
+``"augment"`` is either a list of patch augmentation steps (``["intensity", "subvoxel_shift",
+"noise", "flip0"]``, `dilnet.model.data.AUGMENTATIONS`), or the SynthSeg-style
+`dilnet.model.augment.Augment`: ``"synthseg"`` (its defaults) or ``{"synthseg": {FIELD:
+VALUE, ...}}`` (its fields, lists for pairs, e.g. ``{"synthseg": {"p_tissue": 0.5,
+"normalize": false}}``). ``"normalize"`` scales every volume before patches are drawn:
+``"none"``, ``"minmax"`` or ``"percentile"`` (`dilnet.model.data.normalize`, the
+`dilnet.model.contract.normalize_intensities` of inference). A config is run by
 `dilnet.training.train_from_config` (what ``dilnet train`` calls). Relative paths are relative
 to the config file. Reading goes through the same strict cattrs converter as model configs:
 unknown keys, missing keys and values of the wrong type are all reported at once with their
@@ -27,6 +33,7 @@ JSON paths (``$.patch_size[1]: expected an int; received 'x'``); nothing is eval
 
 import json
 import math
+import re
 from pathlib import Path
 
 import attrs
@@ -38,17 +45,21 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "NORMALIZE",
+    "SYNTHSEG",
     "TrainConfig",
     "VolumePair",
+    "augment_from_config",
     "read_train_config",
     "train_config_from_dict",
 ]
 
 FORMAT = "dilnet.train"
 FORMAT_VERSION = 1
-#: intensity normalisations: none, or min-max scaling of each volume to [0, 1]
-#: (`dilnet.model.data.NORMALIZATIONS`, which `normalize` applies and configs are checked against)
-NORMALIZE = ("none", "minmax")
+#: intensity normalisations: none, min-max scaling of each volume to [0, 1], or its foreground's
+#: 0.5/99.5 percentiles to [0, 1] (`dilnet.model.data.NORMALIZATIONS`, which `normalize` applies)
+NORMALIZE = ("percentile", "minmax", "none")
+#: the name of the SynthSeg-style augmentation (`dilnet.model.augment.Augment`) under "augment"
+SYNTHSEG = "synthseg"
 SCHEDULES = ("constant", "cosine")
 SAMPLING = ("random", "balanced")
 
@@ -102,8 +113,9 @@ class TrainConfig:
     steps_per_epoch: int = 50
     validation_steps: int = 10
     sampling: str = "balanced"
-    #: patch augmentation steps, applied in this order (`dilnet.model.data.augmentation`)
-    augment: tuple[str, ...] = ()
+    #: patch augmentation steps, applied in this order (`dilnet.model.data.augmentation`), or
+    #: "synthseg" / {"synthseg": {Augment fields}} (`augment_from_config`)
+    augment: tuple[str, ...] | str | dict = ()
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     schedule: str = "constant"
@@ -137,7 +149,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value not in allowed:
                 bad(name, f"one of {', '.join(allowed)}{suggest(value, allowed)}", value)
-        for key in ("metrics", "augment"):
+        problems.extend(_augment_problems(self.augment, names["augment"]))
+        for key in ("metrics",) + (("augment",) if isinstance(self.augment, tuple) else ()):
             allowed = names[key]
             for i, name in enumerate(getattr(self, key)):
                 if name not in allowed:
@@ -163,6 +176,72 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """The JSON form, with format and version (``train_config_from_dict`` reads it back)."""
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **converter.unstructure(self)}
+
+
+def _augment_problems(value, steps) -> list[str]:
+    """``$.augment...`` problems of a config's ``augment`` other than a list of step names."""
+    if isinstance(value, tuple):
+        return []
+    if isinstance(value, str):
+        if value == SYNTHSEG:
+            return []
+        expected = (
+            f"a list of steps among {', '.join(steps)}, {SYNTHSEG!r} or {{{SYNTHSEG!r}: {{...}}}}"
+        )
+        return [f"$.augment: expected {expected}{suggest(value, [SYNTHSEG])}; received {value!r}"]
+    if set(value) != {SYNTHSEG}:
+        return [f"$.augment: expected one key, {SYNTHSEG!r} (the SynthSeg-style augmentation); "
+                f"received keys {sorted(value)!r}"]  # fmt: skip
+    try:
+        augment_from_config(value)
+    except _Problems as err:
+        return err.problems
+    return []
+
+
+def augment_from_config(value, rank=None):
+    """The `dilnet.model.augment.Augment` of a config's ``augment`` value ``"synthseg"`` or
+    ``{"synthseg": {FIELD: VALUE}}``, None for anything else (a list of step names).
+
+    Raises `SpecError` listing each bad field as ``$.augment.synthseg.FIELD: expected ...``
+    (unknown fields with a suggestion; with `rank`, flip axes the volumes do not have)."""
+    from ..errors import ConfigError
+    from ..model.augment import Augment
+
+    if value == SYNTHSEG:
+        value = {SYNTHSEG: {}}
+    if not isinstance(value, dict) or set(value) != {SYNTHSEG}:
+        return None
+    fields, path = value[SYNTHSEG], f"$.augment.{SYNTHSEG}"
+    if not isinstance(fields, dict):
+        raise _Problems([f"{path}: expected an object of Augment fields; received {fields!r}"])
+    known = [a.name for a in attrs.fields(Augment)]
+    problems = [f"{path}: unknown field {k!r}{suggest(k, known)}; Augment has {', '.join(known)}"
+                for k in fields if k not in known]  # fmt: skip
+    for key in (k for k in fields if k in known):
+        try:
+            Augment(**{key: fields[key]})
+        except (ConfigError, TypeError) as err:
+            problems.append(f"{path}.{key}: {_field_message(err, key, fields[key])}")
+    if problems:
+        raise _Problems(problems)
+    try:
+        augment = Augment(**fields)
+    except ConfigError as err:  # a relation between fields (percentiles' low < high)
+        raise _Problems([f"{path}: {_field_message(err, None, fields)}"]) from None
+    if rank is not None and any(axis >= rank for axis in augment.flip_axes):
+        raise _Problems([f"{path}.flip_axes: expected axes below {rank} (a {rank}D model); "
+                         f"received {list(augment.flip_axes)!r}"])  # fmt: skip
+    return augment
+
+
+def _field_message(err, key, value) -> str:
+    """``expected ...; received ...`` from `Augment`'s "Invalid value for `key`" message."""
+    text = str(err)
+    found = re.search(r"Expected (.*?); received", text, re.S)
+    if found is None:
+        return f"{text} (received {value!r})"
+    return f"expected {found.group(1)}; received {value!r}"
 
 
 def train_config_from_dict(data) -> TrainConfig:

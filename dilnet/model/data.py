@@ -1,6 +1,8 @@
 """Data for training: `PatchSampler` draws random or class-balanced patches; `check_labels`
-checks label values against a model's classes; `normalize` scales intensities; `augmentation`
-builds a patch augmentation from named steps (`AUGMENTATIONS`).
+checks label values against a model's classes; `normalize` scales intensities (by name, through
+`dilnet.model.contract.normalize_intensities`, the function inference uses); `augmentation`
+builds a patch augmentation from named steps (`AUGMENTATIONS`); `dilnet.model.augment.Augment`
+is the SynthSeg-style one, which reads the anatomy around each patch.
 
 A fixed `seed` makes the sequence of batches, augmented or not, and so a training run,
 reproducible.
@@ -10,6 +12,8 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError, invalid
 from ..utils import is_int
+from .augment import Augment
+from .contract import NORMALIZATIONS, InputContract, normalize_intensities
 
 __all__ = [
     "AUGMENTATIONS",
@@ -65,22 +69,21 @@ def check_labels(
     raise ConfigError(f"{message} {hint}" if hint else message)
 
 
-#: intensity normalisations for `normalize`: as they are, or min-max scaled to [0, 1]
-NORMALIZATIONS = ("none", "minmax")
-
-
 def normalize(array, how):
-    """`array` ``(C, *spatial)`` as float32, min-max scaled per channel to [0, 1] for
-    ``how="minmax"`` (a constant channel becomes 0), its values unchanged for ``how="none"``."""
+    """`array` ``(C, *spatial)`` as float32, scaled per channel as `how` (one of
+    `NORMALIZATIONS`) says: ``"none"`` leaves the values, ``"minmax"`` maps each channel's
+    minimum and maximum over all its voxels to 0 and 1, ``"percentile"`` maps the 0.5th and
+    99.5th percentiles of its nonzero voxels to 0 and 1 and clips (the zoo's `InputContract`).
+
+    A shorthand for `dilnet.model.contract.normalize_intensities` with such a contract: one
+    implementation for training and inference. A constant channel or one without nonzero
+    voxels raises `dilnet.errors.VolumeError` for ``"minmax"`` and ``"percentile"``.
+    """
     if how not in NORMALIZATIONS:
         raise ConfigError(invalid("normalize", "how", f"one of {', '.join(NORMALIZATIONS)}", how))
-    array = np.asarray(array, dtype=np.float32)
-    if how == "none":
-        return array
-    axes = tuple(range(1, array.ndim))
-    low, high = array.min(axis=axes, keepdims=True), array.max(axis=axes, keepdims=True)
-    span = np.where(high > low, high - low, 1)
-    return (array - low) / span
+    array = np.asarray(array)
+    contract = InputContract(normalization=how, foreground="all" if how == "minmax" else "nonzero")
+    return normalize_intensities(array, contract, rank=array.ndim - 1, where="normalize")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,10 +215,12 @@ class PatchSampler:
         Never chosen as a centre class.
     seed : int, optional
         Seeds the sampler's own generator.
-    augment : callable, optional
+    augment : callable or Augment, optional
         ``augment(x, y, rng) -> (x, y)`` applied to each patch (``x`` of shape ``(C, *patch)``,
         ``y`` of ``patch``, copies) with the sampler's generator, so augmented runs are
-        reproducible too; it must keep the shapes.
+        reproducible too; it must keep the shapes. A `dilnet.model.augment.Augment` is called
+        on the whole volume with ``window=`` the patch instead, so its rotations and
+        deformations read the anatomy around the patch rather than repeating its edges.
     steps_per_epoch : int, optional
         What `Model.fit` uses for an epoch when not given (default: enough patches to cover
         the voxels once, at least 1).
@@ -400,9 +405,13 @@ class PatchSampler:
                 shape = self.volumes[i].shape[1:]
                 corner = self._corner(shape, np.unravel_index(flat, shape))
             window = tuple(slice(c, c + p) for c, p in zip(corner, self.patch_size, strict=True))
-            x, y = self.volumes[i][(slice(None), *window)], self.labels[i][window]
+            if isinstance(self.augment, Augment):
+                x, y = self.augment(self.volumes[i], self.labels[i], self.rng, window=window)
+            else:
+                x, y = self.volumes[i][(slice(None), *window)], self.labels[i][window]
+                if self.augment is not None:
+                    x, y = self.augment(np.array(x), np.array(y), self.rng)
             if self.augment is not None:
-                x, y = self.augment(np.array(x), np.array(y), self.rng)
                 if x.shape[1:] != self.patch_size or y.shape != self.patch_size:
                     raise ShapeError(
                         f"PatchSampler: augment returned shapes {x.shape} and {y.shape}; "

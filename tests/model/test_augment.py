@@ -381,6 +381,44 @@ def test_works_in_2d_and_as_a_patch_sampler_augment():
     np.testing.assert_array_equal(ya, yb)
 
 
+@pytest.mark.parametrize("fields", [ON, OFF], ids=["on", "off"])
+def test_a_patch_sampler_augments_the_whole_volume_in_the_patch_window(fields):
+    x, y = volume(seed=2, shape=(24, 22, 20), channels=2)
+    patch, augment = (8, 10, 12), Augment(**fields)
+    sampler = PatchSampler([x], [y], patch, batch_size=3, seed=5, augment=augment)
+    xb, yb = sampler.sample()
+    assert xb.shape == (3, 2, *patch) and xb.dtype == np.float32 and yb.shape == (3, *patch)
+    assert set(np.unique(yb)) <= set(np.unique(y))
+    # oracle: the sampler's draws replayed by hand, a volume and a corner, then the augment
+    # called on the whole volume with the window
+    rng = np.random.default_rng(5)
+    for k in range(3):
+        assert rng.integers(1) == 0
+        corner = [int(rng.integers(0, n - p + 1)) for n, p in zip(y.shape, patch)]
+        window = tuple(slice(c, c + p) for c, p in zip(corner, patch))
+        ex, ey = augment(x, y, rng, window=window)
+        np.testing.assert_array_equal(xb[k], ex)
+        np.testing.assert_array_equal(yb[k], ey)
+        if fields is OFF:  # nothing drawn changes anything: the window itself
+            np.testing.assert_array_equal(xb[k], x[(slice(None), *window)])
+            np.testing.assert_array_equal(yb[k], y[window])
+    # the same seed gives the same batches; another seed other ones
+    again = PatchSampler([x], [y], patch, batch_size=3, seed=5, augment=augment).sample()
+    other = PatchSampler([x], [y], patch, batch_size=3, seed=6, augment=augment).sample()
+    np.testing.assert_array_equal(again[0], xb)
+    np.testing.assert_array_equal(again[1], yb)
+    assert not np.array_equal(other[0], xb)
+
+
+def test_balanced_patches_are_augmented_in_their_window_too():
+    x, y = volume(seed=3, shape=(20, 20, 20))
+    sampler = PatchSampler([x, x[:, :16]], [y, y[:16]], 8, batch_size=4, strategy="balanced",
+                           seed=0, augment=Augment(**ON))  # fmt: skip
+    xb, yb = sampler.sample()
+    assert xb.shape == (4, 1, 8, 8, 8) and yb.shape == (4, 8, 8, 8)
+    assert set(np.unique(yb)) <= set(np.unique(y)) and np.isfinite(xb).all()
+
+
 def test_params_that_do_not_fit_are_refused():
     x, y = volume(channels=2)
     rng = np.random.default_rng(0)

@@ -1,18 +1,21 @@
-"""The shipped MNI152 2 mm data: integrity, the label rule (re-derived here by other means),
-the hemisphere split and the template's left-right symmetry."""
+"""The shipped MNI152 data (1 mm and 2 mm): integrity, grids, the 2 mm rule (re-derived here by
+other means), the labels' consistency with the T1, the hemisphere split and the template's
+left-right symmetry."""
 
 import hashlib
 import shutil
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from dilnet.errors import WeightsError
+from dilnet.errors import ConfigError, WeightsError
 from dilnet_zoo.data import mni152
 from dilnet_zoo.recipes import make_mni152_data as recipe
 
 SHAPE = (99, 117, 95)
-RADIUS = 2
+SHAPE_1MM = (197, 233, 189)
+KEYS = {"t1", "labels", "affine", "split_index", "rule_version"}
 
 
 @pytest.fixture(scope="module")
@@ -20,53 +23,42 @@ def data():
     return mni152.load_mni152()
 
 
+def _raw(resolution):
+    with np.load(mni152._path(resolution), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
 @pytest.fixture(scope="module")
 def raw():
-    with np.load(mni152._path(), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    return _raw(2)
+
+
+@pytest.fixture(scope="module")
+def raw1():
+    return _raw(1)
 
 
 def _x_centres(affine, n):
     return affine[0, 0] * np.arange(n) + affine[0, 3]
 
 
-def _ball(radius):
-    r = np.arange(-radius, radius + 1)
-    gx, gy, gz = np.meshgrid(r, r, r, indexing="ij")
-    return (gx**2 + gy**2 + gz**2 <= radius**2).astype(np.float64)
+def _dice(a, b):
+    return 2 * (a & b).sum() / (a.sum() + b.sum())
 
 
-def _fft_count(mask, kernel):
-    """How many voxels of ``kernel`` (centred) hit ``mask`` at each voxel: circular FFT convolution
-    (the caller pads so that nothing wraps)."""
-    k = np.zeros(mask.shape)
-    r = kernel.shape[0] // 2
-    k[: 2 * r + 1, : 2 * r + 1, : 2 * r + 1] = kernel
-    k = np.roll(k, (-r, -r, -r), axis=(0, 1, 2))
-    return np.fft.irfftn(
-        np.fft.rfftn(mask.astype(np.float64)) * np.fft.rfftn(k), s=mask.shape, axes=(0, 1, 2)
-    )
+def _eight(vol):
+    """The eight 1 mm voxels of each 2 mm block, odd axes padded with 0 at the end, by strided
+    slicing; order (0,0,0), (0,0,1), ..., (1,1,1)."""
+    p = np.zeros(tuple(n + n % 2 for n in vol.shape), vol.dtype)
+    p[: vol.shape[0], : vol.shape[1], : vol.shape[2]] = vol
+    return [p[i::2, j::2, k::2] for i in (0, 1) for j in (0, 1) for k in (0, 1)]
 
 
-def _outside(free):
-    """Voxels of ``free`` 6-connected to the border of the volume through ``free``."""
-    p = np.pad(free, 1, constant_values=True)  # a free shell around the volume joins all faces
-    reached = np.zeros_like(p)
-    reached[0] = True
-    while True:
-        grown = reached.copy()
-        for axis in range(3):  # wrap-around only joins shell to shell
-            grown |= np.roll(reached, 1, axis) | np.roll(reached, -1, axis)
-        grown &= p
-        if np.array_equal(grown, reached):
-            return reached[1:-1, 1:-1, 1:-1]
-        reached = grown
-
-
-def test_file_sha256_matches_the_pinned_digest():
-    digest = hashlib.sha256(mni152._path().read_bytes()).hexdigest()
-    assert digest == mni152.SHA256
-    assert mni152._path().stat().st_size < 2 * 2**20
+def test_files_match_the_pinned_digests():
+    for res, pinned, limit in ((2, mni152.SHA256, 0.5), (1, mni152.SHA256_1MM, 2.5)):
+        path = mni152._path(res)
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == pinned, res
+        assert path.stat().st_size < limit * 2**20, res
 
 
 def test_corrupted_or_missing_file_raises(tmp_path, monkeypatch):
@@ -77,23 +69,31 @@ def test_corrupted_or_missing_file_raises(tmp_path, monkeypatch):
     bad.write_bytes(bytes(buf))
     with pytest.raises(WeightsError, match=r"mni152_2mm\.npz: sha256 mismatch"):
         mni152._load(bad, mni152.SHA256)
-    monkeypatch.setattr(mni152, "_path", lambda: bad)
+    with pytest.raises(WeightsError, match="sha256 mismatch"):
+        mni152._load(mni152._path(1), mni152.SHA256)  # the other resolution's digest
+    monkeypatch.setattr(mni152, "_path", lambda resolution=2: bad)
     with pytest.raises(WeightsError, match="sha256 mismatch"):
         mni152.load_mni152()
+    with pytest.raises(WeightsError, match="sha256 mismatch"):
+        mni152.load_mni152(resolution=1)
     with pytest.raises(WeightsError, match=r"nothere\.npz: cannot read"):
         mni152._load(tmp_path / "nothere.npz", mni152.SHA256)
     # the intact copy passes with the same digest
     shutil.copy(good, bad)
-    assert set(mni152._load(bad, mni152.SHA256)) >= {"t1", "labels"}
+    assert set(mni152._load(bad, mni152.SHA256)) == KEYS
+    with pytest.raises(ConfigError, match=r"load_mni152: invalid value for `resolution`"):
+        mni152.load_mni152(resolution=4)
 
 
-def test_stored_arrays(raw):
-    assert set(raw) == {"t1", "labels", "affine", "p_gm", "p_wm", "split_index", "rule_version"}
-    for k in ("t1", "labels", "p_gm", "p_wm"):
-        assert raw[k].shape == SHAPE and raw[k].dtype == np.uint8, k
-    assert raw["affine"].shape == (4, 4) and raw["affine"].dtype == np.float64
-    assert raw["split_index"].shape == () and int(raw["rule_version"]) == 1
-    assert not any(v.dtype.hasobject for v in raw.values())
+def test_stored_arrays(raw, raw1):
+    for r, shape in ((raw, SHAPE), (raw1, SHAPE_1MM)):
+        assert set(r) == KEYS
+        for k in ("t1", "labels"):
+            assert r[k].shape == shape and r[k].dtype == np.uint8, k
+        assert r["affine"].shape == (4, 4) and r["affine"].dtype == np.float64
+        assert r["split_index"].shape == () and int(r["rule_version"]) == 2
+        assert not any(v.dtype.hasobject for v in r.values())
+    assert mni152.RULE_VERSION == recipe.RULE_VERSION == 2
 
 
 def test_loaded_shapes_dtypes_and_affine(data):
@@ -108,45 +108,54 @@ def test_loaded_shapes_dtypes_and_affine(data):
     expected = np.diag([2.0, 2.0, 2.0, 1.0])
     expected[:3, 3] = [-97.5, -133.5, -71.5]
     np.testing.assert_array_equal(data["affine"], expected)
-    # brain in the middle, T1 bright in white matter, dark outside the head
-    assert t1[labels == 3].mean() > t1[labels == 2].mean() > t1[labels == 1].mean()
+    d1 = mni152.load_mni152(resolution=1)
+    assert d1["t1"].shape == d1["labels"].shape == SHAPE_1MM
+    expected = np.eye(4)
+    expected[:3, 3] = [-98, -134, -72]
+    np.testing.assert_array_equal(d1["affine"], expected)
+    assert d1["split_index"] == 99
 
 
-def test_tissue_part_of_labels_follows_the_rule(raw):
-    p_gm = raw["p_gm"].astype(np.float64) / 255
-    p_wm = raw["p_wm"].astype(np.float64) / 255
-    labels = raw["labels"]
-    tissue = p_gm + p_wm >= 0.5
-    np.testing.assert_array_equal(labels == 3, tissue & (p_wm >= p_gm))
-    np.testing.assert_array_equal(labels == 2, tissue & (p_gm > p_wm))
-    assert not np.any(tissue & (labels < 2))  # CSF and background only where p_brain < 0.5
+def test_2mm_is_the_block_rule_on_the_1mm_arrays(raw, raw1):
+    t1 = np.stack(_eight(raw1["t1"]), -1).astype(np.int64)
+    np.testing.assert_array_equal(raw["t1"], (t1.sum(-1) + 4) // 8)
+    blocks = _eight(raw1["labels"])
+    counts = np.stack([sum((b == c).astype(np.int64) for b in blocks) for c in range(4)], -1)
+    best = counts.max(-1)
+    expected = np.full(SHAPE, 255, np.uint8)
+    for b in blocks:  # first voxel (C order) holding a most frequent label
+        held = np.take_along_axis(counts, b[..., None].astype(np.intp), -1)[..., 0] == best
+        take = held & (expected == 255)
+        expected[take] = b[take]
+    np.testing.assert_array_equal(raw["labels"], expected)
 
 
-def test_csf_is_the_filled_closing_of_the_tissue(raw):
-    """Re-derive labels 0/1 by FFT convolution for the closing and a separate flood fill."""
-    labels = raw["labels"]
-    tissue = labels >= 2
-    # outside the volume is background; 2r of padding holds the dilation and the erosion's reach
-    pad = 2 * RADIUS
-    ball = _ball(RADIUS)
-    dilated = _fft_count(np.pad(tissue, pad), ball) > 0.5
-    closed = _fft_count(~dilated, ball) < 0.5
-    closed = closed[pad:-pad, pad:-pad, pad:-pad]
-    assert np.all(closed >= tissue)
-    intracranial = ~_outside(~closed)
-    np.testing.assert_array_equal(labels == 1, intracranial & ~tissue)
-    np.testing.assert_array_equal(labels == 0, ~intracranial)
-    # and the background is all one piece touching the border: no holes left
-    assert np.array_equal(_outside(labels == 0), labels == 0)
+def test_labels_fill_exactly_the_skull_stripped_template(raw1):
+    """Rule 2's mask is the T1's nonzero voxels: one 6-connected piece without holes."""
+    t1, labels = raw1["t1"], raw1["labels"]
+    np.testing.assert_array_equal(labels > 0, t1 > 0)
+    _, n = ndimage.label(t1 > 0)
+    assert n == 1 and np.array_equal(ndimage.binary_fill_holes(t1 > 0), t1 > 0)
 
 
-def test_class_volumes_are_plausible(raw):
-    counts = np.bincount(raw["labels"].ravel(), minlength=4)
-    ml = counts * 8 / 1000  # 2 mm voxels
-    intracranial = counts[1:].sum()
-    assert 1500 < ml[1:].sum() < 2100  # an (MNI-sized) adult intracranial volume in ml
-    assert 0.02 < counts[1] / intracranial < 0.08  # ventricles + sulcal CSF reached by r = 2
-    assert 1.3 < counts[2] / counts[3] < 2.2  # more grey than white matter
+def test_labels_are_ordered_by_t1_intensity(raw, raw1):
+    for r in (raw1, raw):
+        t1, labels = r["t1"].astype(np.float64), r["labels"]
+        means = [t1[labels == k].mean() for k in (1, 2, 3)]
+        assert means[0] < means[1] < means[2]
+    t1, labels = raw1["t1"].astype(np.float64), raw1["labels"]
+    csf, gm, wm = (t1[labels == k] for k in (1, 2, 3))
+    assert np.percentile(csf, 95) < np.median(gm) < np.percentile(wm, 5)
+
+
+def test_class_volumes_are_plausible(raw, raw1):
+    """Measured at 1 mm: CSF 312, GM 872, WM 702 ml (the template is MNI-sized: larger than a
+    native adult brain); the 2 mm plurality: 303, 877, 702 ml."""
+    for r, ml in ((raw1, 1e-3), (raw, 8e-3)):
+        v = np.bincount(r["labels"].ravel(), minlength=4) * ml
+        assert 1800 < v[1:].sum() < 2000
+        assert 0.12 < v[1] / v[1:].sum() < 0.2
+        assert 1.0 < v[2] / v[3] < 1.5
 
 
 def test_hemispheres_split_at_x_zero(data):
@@ -165,18 +174,19 @@ def test_hemispheres_split_at_x_zero(data):
         assert nl > 0 and abs(nl - nr) / max(nl, nr) < 0.25, (k, nl, nr)
 
 
-def test_hemispheres_are_near_mirror_images(data):
-    """The template is symmetric at 1 mm; the 2 mm grid's mirror is 1 mm off, so Dice < 1.
-    Observed: grey matter 0.920, white matter 0.918."""
+def test_the_template_is_its_own_mirror_image(raw1, data):
+    """Why the hemispheres are not a held-out test: at 1 mm the T1 is exactly symmetric and the
+    labels nearly so (Atropos's MRF updates break ties in voxel order; observed Dice >= 0.998);
+    the 2 mm grid's mirror is 1 mm off, so there Dice is lower (observed GM 0.905, WM 0.937)."""
+    np.testing.assert_array_equal(raw1["t1"], raw1["t1"][::-1])
+    labels = raw1["labels"]
+    for k in (1, 2, 3):
+        assert _dice(labels == k, labels[::-1] == k) > 0.995, mni152.CLASS_NAMES[k]
     labels = data["labels"]
-    mirrored = labels[::-1]
     for k in (2, 3):
-        a, b = labels == k, mirrored == k
-        dice = 2 * (a & b).sum() / (a.sum() + b.sum())
-        assert dice > 0.9, (mni152.CLASS_NAMES[k], dice)
+        assert _dice(labels == k, labels[::-1] == k) > 0.88, mni152.CLASS_NAMES[k]
     # a control that must fail the same bar: the labels shifted by 4 voxels along x
-    a, b = labels == 2, np.roll(labels, 4, axis=0) == 2
-    assert 2 * (a & b).sum() / (a.sum() + b.sum()) < 0.8
+    assert _dice(labels == 2, np.roll(labels, 4, axis=0) == 2) < 0.8
 
 
 def test_recipe_helpers_against_brute_force():
@@ -188,6 +198,13 @@ def test_recipe_helpers_against_brute_force():
     for i, j, k in np.ndindex(got.shape):
         s = padded[2 * i : 2 * i + 2, 2 * j : 2 * j + 2, 2 * k : 2 * k + 2].sum()
         assert got[i, j, k] == int(np.floor(s / 8 + 0.5))
+    labels = rng.integers(0, 4, size=(5, 4, 3), dtype=np.uint8)
+    got = recipe.block_mode_2(labels)
+    padded[:5, :4, :3] = labels
+    for i, j, k in np.ndindex(got.shape):
+        block = list(padded[2 * i : 2 * i + 2, 2 * j : 2 * j + 2, 2 * k : 2 * k + 2].ravel())
+        best = max(block.count(v) for v in block)
+        assert got[i, j, k] == next(v for v in block if block.count(v) == best)
     # 2 mm voxel centres are the means of their 1 mm blocks' centres
     a1 = np.array([[1.0, 0, 0, -98], [0, 1, 0, -134], [0, 0, 1, -72], [0, 0, 0, 1]])
     a2 = recipe.affine_2mm(a1)
@@ -195,20 +212,5 @@ def test_recipe_helpers_against_brute_force():
                       for dk in (0, 1)], dtype=np.float64)  # fmt: skip
     np.testing.assert_allclose(a2 @ [3, 5, 7, 1], (a1 @ block.T).mean(axis=1))
     assert recipe.split_index(a2, 99) == 49
-    # dilation / erosion by the ball against the definition
-    mask = rng.random((7, 6, 8)) < 0.3
-    offs = recipe.ball_offsets(RADIUS)
-    assert len(offs) == 33
-    dil, ero = recipe.dilate(mask, offs), recipe.erode(mask, offs)
-    for p in np.ndindex(mask.shape):
-        nb = [tuple(np.add(p, o)) for o in offs]
-        inside = [q for q in nb if all(0 <= c < n for c, n in zip(q, mask.shape))]
-        assert dil[p] == any(mask[q] for q in inside)
-        assert ero[p] == all(mask[q] for q in inside)  # outside counts as foreground
-    # hole filling: a hollow cube's inside is filled, an open one's is not
-    cube = np.zeros((7, 7, 7), bool)
-    cube[1:6, 1:6, 1:6] = True
-    cube[2:5, 2:5, 2:5] = False
-    assert recipe.fill_holes(cube)[1:6, 1:6, 1:6].all()
-    cube[3, 3, 1] = False  # a tunnel to the outside
-    assert not recipe.fill_holes(cube)[3, 3, 3]
+    assert recipe.split_index(a1, 197) == 99
+    assert recipe.tissue.block_starts(a1, a2) == (0, 0, 0)

@@ -15,6 +15,7 @@ import dilnet_zoo
 from dilnet import build
 from dilnet.errors import ConfigError
 from dilnet_zoo import table
+from dilnet_zoo.recipes.evaluate import CONDITIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = "python -m dilnet_zoo.table --write"
@@ -43,8 +44,10 @@ def test_docs_zoo_table_is_current():
         f"run `{FIX}` (or `make figures`) and commit docs/zoo.md.\n"
         f"--- docs/zoo.md\n{page}\n--- generated\n{generated}"
     )
-    # and the rewrite leaves an up-to-date page exactly as it is
-    assert table.replace_table(text, generated) == text
+    # and the rewrite leaves an up-to-date page exactly as it is, the Colin27 table included
+    assert table.replace_tables(text) == text, (
+        f"docs/zoo.md: the Colin27 table differs from the weight records'; run `{FIX}`"
+    )
 
 
 def test_one_row_per_model_in_registry_order():
@@ -68,19 +71,31 @@ def test_row_matches_the_built_network_and_the_package(name):
 
 
 @pytest.mark.parametrize("name", dilnet_zoo.list_models())
-def test_dice_comes_from_the_training_record(name):
+def test_dice_comes_from_the_weights_record(name):
     cells = rows(dilnet_zoo.cards_table())[name]
     record_path = package_file("weights", f"{name}.json")
     if record_path is None:
         assert cells[6] == "—"
         return
     record = json.loads(record_path.read_text())
-    dice = record["metrics"]["dice_held_out"]
-    mean = record["metrics"]["mean_dice_csf_gm_wm"]
-    assert mean == pytest.approx((dice["csf"] + dice["grey matter"] + dice["white matter"]) / 3)
+    colin27 = record["metrics"]["colin27"]
+    assert list(colin27) == list(CONDITIONS)
+    for row in colin27.values():
+        dice = [row["csf"], row["grey matter"], row["white matter"]]
+        assert row["mean CSF/GM/WM"] == pytest.approx(sum(dice) / 3)
+        assert row["mean GM/WM"] == pytest.approx(sum(dice[1:]) / 2)
+    dice = colin27["native 1 mm"]
+    mean = dice["mean CSF/GM/WM"]
     assert cells[6] == (
         f"{mean:.3f} ({dice['csf']:.3f} / {dice['grey matter']:.3f} / {dice['white matter']:.3f})"
     )
+    # the card shows the same figures
+    card = dilnet_zoo.card(name)
+    for condition, row in colin27.items():
+        assert (
+            f"| {condition} | {row['csf']:.3f} | {row['grey matter']:.3f} | "
+            f"{row['white matter']:.3f} | {row['mean GM/WM']:.3f} |"
+        ) in card
     # the record describes this network
     network = build(dilnet_zoo.get_spec(name))
     assert record["parameters"] == network.count_params(trainable=True)
@@ -107,12 +122,15 @@ def test_replace_table_and_markers():
 
 def test_check_and_write_commands(tmp_path, capsys):
     page = tmp_path / "zoo.md"
-    page.write_text(f"intro\n{table.START}\nstale\n{table.END}\n")
+    page.write_text(
+        f"intro\n{table.START}\nstale\n{table.END}\n{table.COLIN27_START}\n{table.COLIN27_END}\n"
+    )
     assert table.main(["--check", "--path", str(page)]) == 1
     assert FIX in capsys.readouterr().out
     assert table.main(["--write", "--path", str(page)]) == 0
     assert table.main(["--check", "--path", str(page)]) == 0
     assert table.current_table(page.read_text()) == dilnet_zoo.cards_table()
+    assert table.colin27_table() in page.read_text()
 
 
 def test_a_card_without_its_facts_is_an_error(monkeypatch):
@@ -121,3 +139,13 @@ def test_a_card_without_its_facts_is_an_error(monkeypatch):
         ConfigError, match=r"cards/plain3d.md: expected a table row `\| receptive field \|"
     ):
         table.model_facts("plain3d")
+
+
+def test_readme_and_quickstart_state_the_recorded_colin27_dice():
+    record = json.loads(package_file("weights", "context3d-basic.json").read_text())
+    row = record["metrics"]["colin27"][table.TABLE_CONDITION]
+    csf, gm, wm = (f"{row[c]:.3f}" for c in ("csf", "grey matter", "white matter"))
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"Dice {csf} (CSF), {gm} (grey matter), {wm} (white matter) on Colin27" in readme
+    quickstart = " ".join((ROOT / "docs" / "quickstart.md").read_text().split())
+    assert f"reaches CSF {csf}, grey matter {gm} and white matter {wm} on Colin27" in quickstart
