@@ -22,7 +22,8 @@ Examples
 (16, 8, 3, 3, 3)
 """
 
-from numbers import Real
+import os
+from numbers import Integral, Real
 
 import numpy as np
 import pytensor
@@ -99,6 +100,35 @@ def _check_shape(where: str, shape, *, min_ndim: int = 0, ndim: int | None = Non
     return items
 
 
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_fits(shape):
+    dims = (
+        (shape,)
+        if isinstance(shape, Integral)
+        else tuple(shape)
+        if isinstance(shape, tuple | list)
+        else ()
+    )
+    if not all(isinstance(n, Integral) and n >= 0 for n in dims):
+        return  # sample's own checks name it
+    count = 1
+    for n in dims:
+        count *= int(n)
+    needed = count * np.dtype(pytensor.config.floatX).itemsize
+    memory = _physical_memory()
+    if memory is not None and needed > memory:
+        raise ConfigError(
+            invalid("Initializer", "shape", f"a parameter that fits in this machine's "
+                    f"{memory:,} bytes of RAM", f"{tuple(dims)} ({needed:,} bytes)")
+        )  # fmt: skip
+
+
 class Initializer:
     """Base class of parameter initializers: ``init(shape)`` returns ``init.sample(shape)``.
 
@@ -107,7 +137,10 @@ class Initializer:
     """
 
     def __call__(self, shape):
-        """Sample an array of `shape` (an int or a tuple of ints); see `sample`."""
+        """Sample an array of `shape` (an int or a tuple of ints); see `sample`. A shape whose
+        array would not fit in the machine's memory is a `ConfigError` before anything is
+        allocated."""
+        _check_fits(shape)
         return self.sample(shape)
 
     def sample(self, shape):

@@ -95,6 +95,10 @@ def spec_from_ref(ref):
             raise ConfigError(
                 f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})."
             ) from None
+        except RecursionError:
+            raise ConfigError(
+                f"{path}: expected a spec config; received JSON nested too deeply to read."
+            ) from None
         try:
             return from_config(data)
         except DilnetError as err:

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     # arithmetic, errors, file formats: numpy and the standard library only
     ["dilnet._version", "dilnet.errors", "dilnet.utils", "dilnet.shapes", "dilnet.state",
-     "dilnet.random", "dilnet.allocator", "dilnet.io.weights", "dilnet.io.volume"],
+     "dilnet.random", "dilnet.allocator", "dilnet.io.arrays", "dilnet.io.weights",
+     "dilnet.io.volume"],
     # the correlation Op family and its kernels / linker registrations
     ["dilnet.ops", "dilnet.backends"],
     # the Lasagne-style layer graph and Lasagne's module names

@@ -165,29 +165,41 @@ def lookup_block(tag: str, where: str) -> type:
 # Field validators and converters. Each raises SpecError naming the block type and the field.
 
 
+#: the largest int a spec field takes (widths, kernels, strides, dilations, spatial lengths):
+#: 2**20 voxels is a metre at 1 µm; beyond it padding arithmetic and memory estimates stop
+#: meaning anything (``dilation=10**30`` used to print 31-digit padding and fail in predict)
+MAX_INT = 2**20
+
+
 def _fail(instance, attribute, expected, value):
     raise SpecError(invalid(type(instance).__name__, attribute.name, expected, value))
 
 
+def _bounded(value) -> bool:
+    return is_int(value) and 0 < value <= MAX_INT
+
+
 def positive_int(instance, attribute, value):
-    if not (is_int(value) and value > 0):
-        _fail(instance, attribute, "a positive int", value)
+    if not _bounded(value):
+        _fail(instance, attribute, f"a positive int <= {MAX_INT:,}", value)
 
 
 def positive_ints(instance, attribute, value):
     """An int or a tuple of ints, all positive (kernel, stride, dilation, pool size)."""
     if is_int(value):
-        ok = value > 0
+        ok = _bounded(value)
     else:
-        ok = isinstance(value, tuple) and len(value) > 0 and all(is_int(v) and v > 0 for v in value)
+        ok = isinstance(value, tuple) and len(value) > 0 and all(_bounded(v) for v in value)
     if not ok:
-        _fail(instance, attribute, "a positive int or a tuple of positive ints", value)
+        _fail(instance, attribute, f"a positive int or a tuple of positive ints, each <= "
+              f"{MAX_INT:,}", value)  # fmt: skip
 
 
 def nonempty_positive_ints(instance, attribute, value):
     """A non-empty tuple of positive ints (a list of dilations)."""
-    if not (isinstance(value, tuple) and value and all(is_int(v) and v > 0 for v in value)):
-        _fail(instance, attribute, "a non-empty sequence of positive ints", value)
+    if not (isinstance(value, tuple) and value and all(_bounded(v) for v in value)):
+        _fail(instance, attribute, f"a non-empty sequence of positive ints, each <= {MAX_INT:,}",
+              value)  # fmt: skip
 
 
 def one_of(choices):
@@ -301,6 +313,7 @@ def spatial_shape(instance, attribute, value):
     if not (
         isinstance(value, tuple)
         and 1 <= len(value) <= 3
-        and all(v is None or (is_int(v) and v > 0) for v in value)
+        and all(v is None or _bounded(v) for v in value)
     ):
-        _fail(instance, attribute, "1 to 3 spatial lengths, each a positive int or None", value)
+        _fail(instance, attribute,
+              f"1 to 3 spatial lengths, each a positive int <= {MAX_INT:,} or None", value)  # fmt: skip

@@ -229,6 +229,11 @@ def from_config(config: dict) -> Block:
         raise SpecError(_report(problems))
     try:
         return converter.structure(config["spec"], Block)
+    except RecursionError:
+        raise SpecError(
+            "$.spec: expected blocks nested at most a few hundred deep; received a config "
+            "nested too deeply to read."
+        ) from None
     except Exception as err:
         problems = list(_problems(err, "$.spec"))
         if not problems:

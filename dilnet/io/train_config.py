@@ -302,6 +302,10 @@ def read_train_config(path) -> TrainConfig:
         raise SpecError(
             f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})."
         ) from None
+    except RecursionError:
+        raise SpecError(
+            f"{path}: expected a training config; received JSON nested too deeply to read."
+        ) from None
     try:
         return train_config_from_dict(data)
     except SpecError as err:

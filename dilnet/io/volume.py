@@ -99,6 +99,14 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
 from ..errors import VolumeError, invalid
+from .arrays import (
+    HEADER_ERRORS,
+    FileProblem,
+    check_npy_member,
+    check_npy_stream,
+    gzip_length,
+    kind_of,
+)
 from .weights import atomic_write
 
 __all__ = ["FORMATS", "SUFFIXES", "Volume", "read_volume", "volume_format", "write_volume"]
@@ -134,9 +142,8 @@ _READ_ERRORS = (
     tifffile.TiffFileError,
     zipfile.BadZipFile,
     zlib.error,
-    OSError,
-    EOFError,
-    ValueError,
+    RuntimeError,  # zipfile: "File is encrypted", an unsupported compression method
+    *HEADER_ERRORS,  # a damaged .npy header; OSError, EOFError, ValueError among them
 )
 _WRITE_ERRORS = (HeaderDataError, ImageFileError, zlib.error, OSError, ValueError)
 
@@ -273,18 +280,65 @@ def _corrupt(where: str, expected: str, err: BaseException) -> VolumeError:
     )
 
 
+def _damaged(where: str, expected: str, problem: FileProblem) -> VolumeError:
+    return VolumeError(
+        f"{where}: expected {expected}; received a file that is truncated, corrupted or of "
+        f"another kind ({problem})."
+    )
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_fits_in_memory(where: str, declared: int, what: str) -> None:
+    memory = _physical_memory()
+    if memory is not None and declared > memory:
+        raise VolumeError(
+            f"{where}: expected {what} that fits in memory; received one declaring "
+            f"{declared:,} bytes, more than this machine's {memory:,} bytes of RAM."
+        )
+
+
 # ---------------------------------------------------------------------------- reading
 
 
 def _read_nifti(where: str, rank: int):
     # Opened here first for the file errors; nibabel reopens it by name (it needs the suffix).
-    _open_for_reading(where).close()
+    with _open_for_reading(where) as fileobj:
+        compressed = kind_of(fileobj.read(2)) == "gzip"
+    expected = "a NIfTI-1 or NIfTI-2 file"
+    if compressed:
+        # nibabel stops reading at the data's end, before the gzip trailer: without this pass a
+        # flipped bit would load as different voxels, the CRC never checked
+        try:
+            length = gzip_length(where)
+        except (OSError, EOFError, zlib.error) as err:
+            raise _corrupt(where, expected, err) from err
+    else:
+        length = os.path.getsize(where)
     try:
         # mmap=False: read the data now (a truncated file fails here, not later) and keep no map.
         image = nib.load(where, mmap=False)
         if not isinstance(image, nib.Nifti1Image):
             raise ImageFileError(f"nibabel reads it as {type(image).__name__}")
         _check_dtype(where, image.get_data_dtype())
+        header = image.header
+        count = 1
+        for n in header.get_data_shape():
+            count *= int(n)
+        declared = count * header.get_data_dtype().itemsize
+        offset = int(header.get_data_offset())
+        if declared > length - offset:
+            raise VolumeError(
+                f"{where}: expected {expected}; received a file that is truncated, corrupted or "
+                f"of another kind (its header declares shape {header.get_data_shape()} of "
+                f"{header.get_data_dtype()}, {declared:,} bytes, over "
+                f"{max(length - offset, 0):,} bytes of data)."
+            )
         array = np.asanyarray(image.dataobj)
     except VolumeError:
         raise
@@ -356,6 +410,11 @@ def _npz_member(where: str, npz, key) -> str:
 
 
 def _npz_get(where: str, npz, name: str) -> np.ndarray:
+    member = f"{name}.npy" if f"{name}.npy" in npz.zip.namelist() else name
+    try:
+        check_npy_member(npz.zip, member)
+    except FileProblem as problem:
+        raise _damaged(where, f"a readable array {name!r}", problem) from problem
     try:
         return npz[name]
     except _READ_ERRORS as err:
@@ -363,12 +422,25 @@ def _npz_get(where: str, npz, name: str) -> np.ndarray:
 
 
 def _read_numpy(where: str, fmt: str, rank: int, key):
-    if key is not None and fmt != "npz":
-        raise VolumeError(invalid(where, "key", "None for a non-.npz file", key))
     if key is not None and not isinstance(key, str):
         raise VolumeError(invalid(where, "key", "a str or None", key))
     # np.load gets an open file: given a path, it leaks the file it opened when the zip is bad.
     with _open_for_reading(where) as fileobj:
+        expected = "a NumPy .npy array file" if fmt == "npy" else "a NumPy .npz archive"
+        kind = kind_of(fileobj.read(8))
+        fileobj.seek(0)
+        if kind != ("npy" if fmt == "npy" else "zip"):
+            # numpy would try to unpickle it and say "use allow_pickle": never the fix
+            received = {"npy": "an .npy array file", "zip": "an .npz archive",
+                        "gzip": "a gzip file", "pickle": "a Python pickle, which is never loaded",
+                        "unknown": "a file that is truncated, corrupted or of another kind: it "
+                        "does not start as one does"}[kind]  # fmt: skip
+            raise VolumeError(f"{where}: expected {expected}; received {received}.")
+        if fmt == "npy":
+            try:
+                check_npy_stream(fileobj, os.fstat(fileobj.fileno()).st_size)
+            except FileProblem as problem:
+                raise _damaged(where, expected, problem) from problem
         loaded = _load_numpy(where, fmt, fileobj)
         if fmt == "npy":
             _check_dtype(where, loaded.dtype)
@@ -434,11 +506,12 @@ def _read_tiff(where: str, rank: int):
                         raise ValueError(f"its {kind} metadata does not match its pages")
                 axes = series.axes
                 _check_dtype(where, np.dtype(series.dtype))
+                _check_fits_in_memory(where, int(series.nbytes), "a TIFF series")
                 array = series.asarray()
                 header = _tiff_header(tif, axes)
         except VolumeError:
             raise
-        except _READ_ERRORS as err:
+        except Exception as err:  # tifffile parses foreign bytes: any exception may come
             raise _corrupt(where, "a TIFF file", err) from err
     layout = _tiff_layout(axes, rank)
     if layout is None:
@@ -490,6 +563,8 @@ def read_volume(path, *, rank: int = 3, key: str | None = None) -> Volume:
     where = _where(path, "read_volume")
     fmt = volume_format(where)
     rank = _rank(where, rank, fmt)
+    if key is not None and fmt != "npz":
+        raise VolumeError(invalid(where, "key", "None for a file other than .npz", key))
     if fmt == "nifti":
         data, affine, header = _read_nifti(where, rank)
     elif fmt == "tiff":

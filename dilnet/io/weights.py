@@ -38,6 +38,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ConfigError, WeightsError, invalid
+from .arrays import HEADER_ERRORS, FileProblem, check_npy_member, kind_of
 
 __all__ = [
     "FORMAT",
@@ -60,7 +61,9 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MANIFEST_KEYS = ("format", "format_version", "dilnet_version", "created", "params", "metadata")
 _PARAM_KEYS = ("name", "shape", "dtype", "sha256")
 # What a truncated, corrupted or foreign file makes numpy and zipfile raise while reading.
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError)
+# RuntimeError: zipfile's "File is encrypted" and unsupported compression methods (a flipped flag
+# bit in the directory); HEADER_ERRORS: what numpy's .npy header parser raises on damage.
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, *HEADER_ERRORS)
 
 
 # ---------------------------------------------------------------------------- atomic writes
@@ -361,6 +364,11 @@ def _read_manifest(npz, where: str) -> dict:
             f"{where}: not a dilnet weights checkpoint. Expected a {MANIFEST_KEY!r} member "
             f"holding the manifest; received an .npz archive with members {npz.files[:10]!r}."
         )
+    member = f"{MANIFEST_KEY}.npy" if f"{MANIFEST_KEY}.npy" in npz.zip.namelist() else MANIFEST_KEY
+    try:
+        check_npy_member(npz.zip, member)
+    except FileProblem as problem:
+        raise WeightsError(f"{where}: the manifest cannot be read: {problem}.") from None
     try:
         raw = npz[MANIFEST_KEY]
     except _READ_ERRORS as err:
@@ -401,6 +409,12 @@ def _verified_arrays(npz, where: str) -> tuple[dict, dict, list[str]]:
     for entry in entries:
         name = entry["name"]
         if name not in members:
+            continue
+        member = f"{name}.npy" if f"{name}.npy" in npz.zip.namelist() else name
+        try:
+            check_npy_member(npz.zip, member)
+        except FileProblem as problem:
+            problems.append(f"{name!r}: cannot be read; {problem}")
             continue
         try:
             array = npz[name]
@@ -465,6 +479,17 @@ def read_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
         raise WeightsError(f"{where}: cannot be read ({err.strerror or err}).") from err
     # np.load gets an open file: given a path, it leaks the file it opened when the zip is bad.
     with fileobj:
+        kind = kind_of(fileobj.read(8))
+        fileobj.seek(0)
+        if kind != "zip":
+            # numpy would answer a pickle with "use allow_pickle": never the fix
+            received = {"npy": "an .npy array file", "gzip": "a gzip file",
+                        "pickle": "a Python pickle, which is never loaded",
+                        "unknown": "a file of another kind"}[kind]  # fmt: skip
+            raise WeightsError(
+                f"{where}: not a dilnet weights checkpoint. Expected an .npz (zip) archive written "
+                f"by Model.save or save_checkpoint; received {received}."
+            )
         try:
             npz = np.load(fileobj, allow_pickle=False)
         except _READ_ERRORS as err:

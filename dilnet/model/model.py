@@ -10,6 +10,7 @@ loading in `dilnet.model.saving`, the device its functions run on in `dilnet.mod
 """
 
 import contextlib
+import os
 
 import numpy as np
 import pytensor
@@ -383,7 +384,7 @@ class Model:
         shapes, dtypes and sha256 checksums; `dilnet.io.weights`)."""
         return saving.save_weights(self, path)
 
-    def load_weights(self, path, *, cast=False, skip_mismatch=False):
+    def load_weights(self, path, *, cast=False, skip_mismatch=False, allow_nonfinite=False):
         """Read weights written by `save_weights` or `save`. The file's checksums, names,
         shapes and dtypes are all verified before any parameter changes; with ``cast=True``
         float weights of another precision (a float64 checkpoint into a float32 model) are
@@ -394,8 +395,14 @@ class Model:
         dtypes may differ with ``cast=True``) are loaded; the others keep their values. The
         returned manifest lists them under ``"skipped"`` (empty without `skip_mismatch`).
         The checksums are still verified, and a file of which nothing fits is an error.
+
+        Weights holding NaN or infinite values (a run that diverged before it was saved) are
+        refused with a `WeightsError` naming each parameter; ``allow_nonfinite=True`` loads
+        them for inspection only.
         """
-        return saving.load_weights(self, path, cast=cast, skip_mismatch=skip_mismatch)
+        return saving.load_weights(
+            self, path, cast=cast, skip_mismatch=skip_mismatch, allow_nonfinite=allow_nonfinite
+        )
 
     def save(self, path, metadata=None):
         """Write the whole model: its spec config, dtype and weights, in one file; `metadata`
@@ -404,11 +411,18 @@ class Model:
         return saving.save(self, path, metadata)
 
 
-def load_model(path, *, mode=None, device=None) -> Model:
+def load_model(path, *, mode=None, device=None, allow_nonfinite=False) -> Model:
     """A `Model` from a file written by `Model.save` or `Model.save_weights` (spec, dtype and
-    input contract from the file's manifest; weights verified before use), on `device` (as in
-    `Model`)."""
+    input contract from the file's manifest; weights verified before use, NaN or infinite ones
+    refused unless ``allow_nonfinite=True``, for inspection), on `device` (as in `Model`)."""
     spec, dtype, contract, checkpoint = saving.read_model(path)
+    if not isinstance(allow_nonfinite, bool):
+        raise ConfigError(
+            invalid("load_model", "allow_nonfinite", "True or False", allow_nonfinite)
+        )
+    if not allow_nonfinite:
+        saving.check_finite(checkpoint[0], os.fspath(path))
     model = Model(spec, dtype=dtype, mode=mode, device=device, input_contract=contract)
-    saving.load_weights(model, path, cast=False, skip_mismatch=False, checkpoint=checkpoint)
+    saving.load_weights(model, path, cast=False, skip_mismatch=False, checkpoint=checkpoint,
+                        allow_nonfinite=allow_nonfinite)  # fmt: skip
     return model

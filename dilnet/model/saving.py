@@ -9,11 +9,11 @@ import os
 import numpy as np
 
 from ..blocks.config import from_config
-from ..errors import ConfigError, WeightsError, invalid
+from ..errors import ConfigError, DilnetError, WeightsError, invalid
 from ..io.weights import read_checkpoint, save_checkpoint, verify_against
 from .contract import InputContract
 
-__all__ = ["load_weights", "read_model", "save", "save_weights"]
+__all__ = ["check_finite", "load_weights", "read_model", "save", "save_weights"]
 
 
 def _metadata(model, kind):
@@ -46,7 +46,27 @@ def save(model, path, metadata=None):
     return save_checkpoint(os.fspath(path), _arrays(model), metadata={**base, **(metadata or {})})
 
 
-def load_weights(model, path, *, cast, skip_mismatch, checkpoint=None):
+def check_finite(arrays, where, names=None):
+    """`WeightsError` naming `where` and each parameter of `arrays` (those in `names`, if given)
+    that holds NaN or infinite values: checksums prove a file is what was written, not that
+    training had not diverged before it was."""
+    bad = []
+    for name, array in arrays.items():
+        if names is not None and name not in names:
+            continue
+        if array.dtype.kind in "fc":
+            count = array.size - int(np.count_nonzero(np.isfinite(array)))
+            if count:
+                bad.append(f"{name!r} ({count} of {array.size} values)")
+    if bad:
+        raise WeightsError(
+            f"{where}: expected finite weights; received NaN or infinite values in "
+            f"{', '.join(bad)}. The model diverged before it was saved; load an earlier "
+            "checkpoint (allow_nonfinite=True loads it for inspection only)."
+        )
+
+
+def load_weights(model, path, *, cast, skip_mismatch, checkpoint=None, allow_nonfinite=False):
     """`Model.load_weights` (documented there): every parameter, or with `skip_mismatch` those
     that fit; the manifest, its ``"skipped"`` names added. `checkpoint` is ``(arrays,
     manifest)`` already read from `path` (by `read_model`), so the file is read once."""
@@ -55,8 +75,12 @@ def load_weights(model, path, *, cast, skip_mismatch, checkpoint=None):
         raise ConfigError(invalid(where, "cast", "True or False", cast))
     if not isinstance(skip_mismatch, bool):
         raise ConfigError(invalid(where, "skip_mismatch", "True or False", skip_mismatch))
+    if not isinstance(allow_nonfinite, bool):
+        raise ConfigError(invalid(where, "allow_nonfinite", "True or False", allow_nonfinite))
     arrays, manifest = checkpoint if checkpoint is not None else read_checkpoint(os.fspath(path))
     params = model.params
+    if not allow_nonfinite:
+        check_finite(arrays, os.fspath(path), {p.name for p in params})
     if not skip_mismatch:
         expected = [(p.name, tuple(p.get_value(borrow=True).shape), str(p.dtype)) for p in params]
         verify_against(manifest, expected, where=os.fspath(path), cast=cast)
@@ -99,7 +123,17 @@ def read_model(path):
     dtype = metadata.get("dtype") or next(
         (np.dtype(p["dtype"]).name for p in manifest["params"]), "float32"
     )
+    if dtype not in ("float32", "float64"):
+        raise WeightsError(
+            f"{os.fspath(path)}: invalid manifest. Expected metadata.dtype 'float32' or "
+            f"'float64'; received {dtype!r}."
+        )
     contract = metadata.get("input_contract")
     if contract is not None:
         contract = InputContract.from_dict(contract, where=f"{os.fspath(path)}: input_contract")
-    return from_config(metadata["spec"]), dtype, contract, (arrays, manifest)
+    try:
+        spec = from_config(metadata["spec"])
+    except DilnetError as err:
+        # the same class (a SpecError stays one), now naming the file it came from
+        raise type(err)(f"{os.fspath(path)}: the model config in its manifest: {err}") from None
+    return spec, dtype, contract, (arrays, manifest)

@@ -13,16 +13,20 @@ from dilnet.blocks import Block, register_block, registered_blocks
     [
         (
             lambda: B.Conv(filters=0),
-            r"^Conv: invalid value for `filters`. Expected a positive int; received filters=0.$",
+            r"^Conv: invalid value for `filters`. Expected a positive int <= 1,048,576; received filters=0.$",
         ),
-        (lambda: B.Conv(filters=2.0), r"`filters`. Expected a positive int; received filters=2.0"),
+        (
+            lambda: B.Conv(filters=2.0),
+            r"`filters`. Expected a positive int <= 1,048,576; received filters=2.0",
+        ),
         (
             lambda: B.Conv(filters=True),
-            r"`filters`. Expected a positive int; received filters=True",
+            r"`filters`. Expected a positive int <= 1,048,576; received filters=True",
         ),
         (
             lambda: B.Conv(filters=4, kernel=(3, 0, 3)),
-            r"`kernel`. Expected a positive int or a tuple of positive ints; received "
+            r"`kernel`. Expected a positive int or a tuple of positive ints, each <= 1,048,576; "
+            r"received "
             r"kernel=\(3, 0, 3\)",
         ),
         (
@@ -39,7 +43,19 @@ from dilnet.blocks import Block, register_block, registered_blocks
         (
             lambda: B.DilatedStack(filters=8, dilations=(1, 0, 4)),
             r"^DilatedStack: invalid value for `dilations`. Expected a non-empty sequence of "
-            r"positive ints; received dilations=\(1, 0, 4\).$",
+            r"positive ints, each <= 1,048,576; received dilations=\(1, 0, 4\).$",
+        ),
+        # bounded: beyond 2**20 the padding arithmetic and memory estimates stop meaning anything
+        (
+            lambda: B.Conv(filters=4, dilation=10**30),
+            r"`dilation`. Expected a positive int or a tuple of positive ints, each <= "
+            r"1,048,576; received dilation=1000000000000000000000000000000",
+        ),
+        (lambda: B.Conv(filters=10**12), r"`filters`. Expected a positive int <= 1,048,576"),
+        (lambda: B.Conv(filters=2**20 + 1), r"received filters=1048577"),
+        (
+            lambda: B.Input(channels=1, spatial=(10**7, 4, 4)),
+            r"`spatial`. Expected 1 to 3 spatial lengths, each a positive int <= 1,048,576 or None",
         ),
         (lambda: B.DilatedStack(filters=8, dilations=()), r"`dilations`"),
         (
