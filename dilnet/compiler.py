@@ -18,6 +18,8 @@ Convolutions are cross-correlations (``flip_filters=False``, as in PyTorch and K
 weights ``(out, in, *kernel)``.
 """
 
+import pytensor
+
 from . import init as initializers
 from . import nonlinearities
 from .blocks.base import Block, provide, to_blocks
@@ -41,7 +43,7 @@ from .blocks.stacks import (
     Residual,
     Sequential,
 )
-from .errors import DilnetError, ShapeError, SpecError
+from .errors import ConfigError, DilnetError, ShapeError, SpecError, invalid
 from .geometry import layer_padding, receptive_fields, walk
 from .io.summary import format_summary
 from .layers import (
@@ -519,8 +521,12 @@ def _build_sequence_from(ctx, incoming, blocks):
     return incoming
 
 
-def _summary(spec, spatial=None, batch_size=1):
-    return format_summary(build(spec, spatial=spatial), batch_size=batch_size)
+def _summary(spec, spatial=None, batch_size=1, dtype="float32"):
+    if dtype not in ("float32", "float64"):
+        raise ConfigError(invalid("Sequential.summary", "dtype", "'float32' or 'float64'", dtype))
+    # parameters and the activation memory in `dtype`, as a `Model` of that dtype has them
+    with pytensor.config.change_flags(floatX=dtype):
+        return format_summary(build(spec, spatial=spatial), batch_size=batch_size)
 
 
 provide("build", build)

@@ -59,13 +59,14 @@ class Sequential(Block):
         """Compile to a layer graph (`dilnet.compiler.build`)."""
         return provided("build")(self, spatial=spatial, batch_size=batch_size)
 
-    def summary(self, input_size=None, batch_size=1, print_fn=print):
+    def summary(self, input_size=None, batch_size=1, print_fn=print, dtype="float32"):
         """Print the layer table (`dilnet.io.summary.format_summary`) and return it as text.
 
         `input_size` (spatial lengths) fills unknown lengths for the shapes and the activation
-        memory; `print_fn=None` only returns the text.
+        memory, counted in `dtype` (``"float32"``, `Model`'s default, or ``"float64"``);
+        `print_fn=None` only returns the text.
         """
-        text = provided("summary")(self, spatial=input_size, batch_size=batch_size)
+        text = provided("summary")(self, spatial=input_size, batch_size=batch_size, dtype=dtype)
         if print_fn is not None:
             print_fn(text)
         return text

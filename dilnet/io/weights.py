@@ -122,15 +122,17 @@ def atomic_write(path, write_fn: Callable) -> None:
     -----
     If `write_fn` (or anything before the rename) raises, the temporary file is removed, `path`
     is untouched and the exception propagates. If the process is killed mid-write, `path` is
-    still untouched but the temporary file stays behind; its name starts with ``.<name>.tmp-``
-    so it can be recognised and deleted.
+    still untouched but the temporary file stays behind, named ``.<name>.tmp-<pid>-XXXXXXXX``;
+    the next successful write of `path` removes those whose process no longer runs (on this
+    machine: a directory shared with other machines may hold their writers' files).
     """
     if not callable(write_fn):
         raise ConfigError(invalid("atomic_write", "write_fn", "a callable", write_fn))
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp-", dir=directory)
+    prefix = f".{os.path.basename(path)}.tmp-"
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fileobj:
             write_fn(fileobj)
@@ -145,6 +147,29 @@ def atomic_write(path, write_fn: Callable) -> None:
             os.unlink(tmp)
         raise
     _fsync_directory(directory)
+    _remove_stale_temporaries(directory, prefix)
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: it runs
+        return True
+    return True
+
+
+def _remove_stale_temporaries(directory: str, prefix: str) -> None:
+    """Remove ``<prefix><pid>-*`` files of `directory` left by writers that were killed."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            if not name.startswith(prefix):
+                continue
+            pid, dash, _ = name[len(prefix) :].partition("-")
+            if dash and pid.isdigit() and not _process_runs(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(directory, name))
 
 
 # ---------------------------------------------------------------------------- saving

@@ -374,10 +374,9 @@ class Model:
 
     def summary(self, input_size=None, batch_size=1, print_fn=print):
         """`Sequential.summary` of this model's spec, in the model's dtype."""
-        with pytensor.config.change_flags(floatX=self.dtype):
-            return self.spec.summary(
-                input_size=input_size, batch_size=batch_size, print_fn=print_fn
-            )
+        return self.spec.summary(
+            input_size=input_size, batch_size=batch_size, print_fn=print_fn, dtype=self.dtype
+        )
 
     def save_weights(self, path):
         """Write all parameters to `path` (one `.npz`, atomically, with a manifest of names,

@@ -107,7 +107,21 @@ def check_x(model, x, where, name="x"):
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise ConfigError(invalid(where, f"{name}.dtype", "a real number dtype", x.dtype))
     output_shape(model, x.shape[2:], where, name)
-    return np.ascontiguousarray(x, dtype=model.dtype)
+    with np.errstate(over="ignore"):  # values beyond the dtype's range: refused just below
+        x = np.ascontiguousarray(x, dtype=model.dtype)
+    # after the cast: float64 values beyond float32's range become inf here. One NaN voxel in a
+    # training batch turns every weight into NaN at the first step; at predict it spreads
+    # through every receptive field it touches.
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = np.flatnonzero(~finite.reshape(len(x), -1).all(axis=1))
+        samples = ", ".join(map(str, bad[:5])) + (" ..." if len(bad) > 5 else "")
+        raise ConfigError(
+            f"{where}: invalid value for `{name}`. Expected finite values (as {model.dtype}); "
+            f"received {np.count_nonzero(~finite)} NaN or infinite value(s) in sample(s) "
+            f"{samples} of the batch (replace them, e.g. with np.nan_to_num)."
+        )
+    return x
 
 
 def check_y(model, y, x, where, name="y"):
@@ -290,6 +304,7 @@ def fit(model, x, y, *, batch_size, epochs, steps_per_epoch, validation_data,
     included, before the training function compiles."""
     where = "Model.fit"
     model._require_compiled("fit")
+    check_verbose(where, verbose)
     check_int(where, "initial_epoch", initial_epoch, minimum=0)
     check_int(
         where,
@@ -365,9 +380,17 @@ def _epochs(model, fn, batches, steps, rng, callbacks, validation_data, validati
             break
 
 
+def check_verbose(where, verbose):
+    """0, 1 or 2 (Keras's values; True and False are 1 and 0)."""
+    ok = isinstance(verbose, bool) or (isinstance(verbose, int) and verbose in (0, 1, 2))
+    if not ok:
+        raise ConfigError(invalid(where, "verbose", "0, 1 or 2", verbose))
+
+
 def evaluate(model, x, y, *, batch_size, verbose) -> dict:
     """`Model.evaluate`: the inputs checked, then `_evaluate`."""
     model._require_compiled("evaluate")
+    check_verbose("Model.evaluate", verbose)
     x, y = check_xy(model, x, y, "Model.evaluate")
     check_int("Model.evaluate", "batch_size", batch_size)
     return _evaluate(model, x, y, batch_size=batch_size, verbose=verbose)
@@ -388,6 +411,7 @@ def predict(model, x, *, batch_size, verbose):
     """`Model.predict`: class probabilities of the deterministic network, batch by batch."""
     x = check_x(model, x, "Model.predict")
     check_int("Model.predict", "batch_size", batch_size)
+    check_verbose("Model.predict", verbose)
     fn = function(model, "predict")
     out = []
     for s in tqdm(range(0, len(x), batch_size), disable=not verbose, desc="predict"):

@@ -172,3 +172,15 @@ def test_register_block_rejects_duplicates_and_non_blocks():
 
     with pytest.raises(SpecError, match=r"Unregistered is not a registered block type"):
         B.block_type(Unregistered)
+
+
+@pytest.mark.parametrize("dtype, itemsize", [("float32", 4), ("float64", 8)])
+def test_summary_counts_activation_memory_in_the_model_dtype(dtype, itemsize):
+    spec = Sequential([B.Input(channels=1, spatial=(None, None, None)), B.Conv(filters=4)])
+    text = spec.summary(input_size=(8, 8, 8), print_fn=None, dtype=dtype)
+    # two layer outputs (the conv and its ReLU), each 4 x 8^3 values
+    expected = 2 * 4 * 8**3 * itemsize
+    assert f"{expected / 1024:.2f} KiB for a batch of 1 at 8x8x8 ({dtype}" in text
+    assert spec.summary(input_size=(8, 8, 8), print_fn=None) == spec.summary(
+        input_size=(8, 8, 8), print_fn=None, dtype="float32"
+    )

@@ -591,7 +591,23 @@ def test_a_writer_killed_mid_save_leaves_a_complete_checkpoint(tmp_path):
         assert all(name.startswith(".ckpt.npz.tmp-") for name in leftovers), leftovers
         version = saved_version + 2
 
-    # a later save is unaffected by leftovers
+    # a later save is unaffected by leftovers, and removes them: their writers were killed
     save_checkpoint(path, {"w": np.ones(2)})
     assert list(read_checkpoint(path)[0]) == ["w"]
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]
     assert len(set(np.round(killed_at, 6))) == len(killed_at)  # different kill points
+
+
+def test_a_later_save_removes_temporaries_of_killed_writers_only(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    stale = tmp_path / f".ckpt.npz.tmp-{int(dead.stdout)}-abcd1234"
+    running = tmp_path / f".ckpt.npz.tmp-{os.getpid()}-efgh5678"  # a save in progress
+    other = tmp_path / f".other.npz.tmp-{int(dead.stdout)}-abcd1234"  # another file's
+    for leftover in (stale, running, other):
+        leftover.write_bytes(b"half a checkpoint")
+    save_checkpoint(path, {"w": np.ones(2)})
+    assert not stale.exists()
+    assert running.exists() and other.exists()
+    assert list(read_checkpoint(path)[0]) == ["w"]

@@ -164,3 +164,40 @@ def test_float64_models_and_predict_batches():
     assert whole.dtype == np.float64 and whole.shape == (3, 2, 6, 6)
     np.testing.assert_allclose(model.predict(x, batch_size=2), whole, rtol=1e-12)
     np.testing.assert_allclose(whole.sum(axis=1), 1.0, rtol=1e-12)  # softmax over classes
+
+
+def test_non_finite_inputs_are_refused_before_they_reach_the_weights():
+    x, y = toy(0, n=4, size=8)
+    model = Model(small_spec(), seed=0)
+    model.compile("adam", "crossentropy", learning_rate=0.01)
+    before = model.get_weights()
+    bad = x.copy()
+    bad[2, 0, 1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"Model.fit: invalid value for `x`. Expected finite "
+                       r"values \(as float32\); received 1 NaN or infinite value\(s\) in "
+                       r"sample\(s\) 2 of the batch"):  # fmt: skip
+        model.fit(bad, y, batch_size=2, epochs=1, verbose=0)
+    for w, b in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(w, b)  # nothing moved
+    # finite float64 values beyond float32's range become inf in the cast: refused too
+    huge = x.astype(np.float64)
+    huge[0, 0, 0, 0, 0] = 1e300
+    with pytest.raises(ValueError, match=r"Model.predict: .*1 NaN or infinite value\(s\) in "
+                       r"sample\(s\) 0"):  # fmt: skip
+        model.predict(huge)
+    with pytest.raises(ValueError, match=r"Model.evaluate: .*sample\(s\) 2"):
+        model.evaluate(bad, y)
+
+
+@pytest.mark.parametrize("verbose", [7, -1, 1.0, "1", None])
+def test_verbose_is_0_1_or_2(verbose):
+    x, y = toy(0, n=2, size=8)
+    model = Model(small_spec(), seed=0)
+    model.compile("adam", "crossentropy")
+    for call in (
+        lambda: model.fit(x, y, epochs=1, verbose=verbose),
+        lambda: model.evaluate(x, y, verbose=verbose),
+        lambda: model.predict(x, verbose=verbose),
+    ):
+        with pytest.raises(ValueError, match=r"invalid value for `verbose`. Expected 0, 1 or 2"):
+            call()
