@@ -276,6 +276,9 @@ def _problems(err, path):
         yield f"{path}: {err}"
     elif isinstance(err, TypeError):
         yield f"{path}: {err}"
+    elif isinstance(err, AttributeError) and err.name in ("keys", "items", "get"):
+        # cattrs reads an object's keys: a number or a list where an object belongs
+        yield f"{path}: expected a JSON object; received {type(err.obj).__name__} {err.obj!r}"
     else:
         raise err
 
