@@ -141,6 +141,12 @@ class Model:
         self.learning_rate = None
         self.history = None
         self.stop_training = False
+        #: epochs trained so far (`fit` counts them; saved and restored with the training state)
+        self.epochs_trained = 0
+        self._compile_args = None
+        self._pending_state = None
+        self._sampler = None
+        self._sampler_state = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -174,6 +180,9 @@ class Model:
             Cross-entropy class weights.
         """
         # everything is checked before the model changes: a failed compile leaves it as it was
+        args = {"optimizer": optimizer, "loss": loss, "metrics": metrics,
+                "learning_rate": learning_rate, "ignore_label": ignore_label,
+                "class_weights": class_weights, **optimizer_options}  # fmt: skip
         optimizer = get_optimizer(optimizer, learning_rate, **optimizer_options)
         loss_fn = get_loss(loss, ignore_label=ignore_label, class_weights=class_weights)
         if metrics is None:
@@ -204,6 +213,10 @@ class Model:
             self.learning_rate.set_value(lr)
         self._functions = {k: v for k, v in self._functions.items() if k == "predict"}
         self._optimizer_state = []
+        self._pending_state = None
+        # saved with the training state when plain JSON (names, numbers): load_model compiles
+        # the model again with them
+        self._compile_args = saving.plain_compile_args(args)
         self._compiled = True
         return self
 
@@ -287,7 +300,12 @@ class Model:
             Seeds the shuffling.
         initial_epoch : int
             The epoch to start from, to resume a run: ``fit(..., epochs=10, initial_epoch=6)``
-            trains epochs 6 to 9.
+            trains epochs 6 to 9. A model saved by ``save(path)`` (or
+            ``ModelCheckpoint(save_weights_only=False)``) after epoch 6 and loaded with
+            `load_model` continues *exactly* as the uninterrupted run would have, given the same
+            `seed` and data: the file holds the optimizer's state, the dropout streams, the
+            learning rate, the epoch count (`epochs_trained`) and a `PatchSampler`'s random
+            state, and each epoch's shuffle is drawn from ``(seed, epoch)``.
 
         Returns
         -------
@@ -403,11 +421,15 @@ class Model:
             self, path, cast=cast, skip_mismatch=skip_mismatch, allow_nonfinite=allow_nonfinite
         )
 
-    def save(self, path, metadata=None):
+    def save(self, path, metadata=None, *, include_optimizer=True):
         """Write the whole model: its spec config, dtype and weights, in one file; `metadata`
         (a JSON-able dict, e.g. how it was trained and what it scored) goes into the manifest
-        too."""
-        return saving.save(self, path, metadata)
+        too. With `include_optimizer` (default, as in Keras) and once the model has trained,
+        the training state goes in as well (the optimizer's accumulators, the dropout
+        streams, the learning rate, `epochs_trained`, the compile arguments and the random
+        state of the `PatchSampler` of the last `fit`), so that `load_model` and
+        ``fit(initial_epoch=model.epochs_trained)`` resume exactly."""
+        return saving.save(self, path, metadata, include_optimizer=include_optimizer)
 
 
 def load_model(path, *, mode=None, device=None, allow_nonfinite=False) -> Model:
@@ -415,6 +437,7 @@ def load_model(path, *, mode=None, device=None, allow_nonfinite=False) -> Model:
     input contract from the file's manifest; weights verified before use, NaN or infinite ones
     refused unless ``allow_nonfinite=True``, for inspection), on `device` (as in `Model`)."""
     spec, dtype, contract, checkpoint = saving.read_model(path)
+    training = saving.split_training_state(checkpoint)
     if not isinstance(allow_nonfinite, bool):
         raise ConfigError(
             invalid("load_model", "allow_nonfinite", "True or False", allow_nonfinite)
@@ -424,4 +447,6 @@ def load_model(path, *, mode=None, device=None, allow_nonfinite=False) -> Model:
     model = Model(spec, dtype=dtype, mode=mode, device=device, input_contract=contract)
     saving.load_weights(model, path, cast=False, skip_mismatch=False, checkpoint=checkpoint,
                         allow_nonfinite=allow_nonfinite)  # fmt: skip
+    if training is not None:
+        saving.restore_training_state(model, training, os.fspath(path))
     return model

@@ -4,6 +4,7 @@
 manifest of names, shapes, dtypes and sha256 checksums verified before any parameter changes.
 """
 
+import json
 import os
 
 import numpy as np
@@ -12,8 +13,18 @@ from ..blocks.config import from_config
 from ..errors import ConfigError, DilnetError, WeightsError, invalid
 from ..io.weights import read_checkpoint, save_checkpoint, verify_against
 from .contract import InputContract
+from .device import host_copy
 
-__all__ = ["check_finite", "load_weights", "read_model", "save", "save_weights"]
+__all__ = [
+    "apply_pending_state",
+    "check_finite",
+    "load_weights",
+    "read_model",
+    "restore_training_state",
+    "save",
+    "save_weights",
+    "split_training_state",
+]
 
 
 def _metadata(model, kind):
@@ -33,17 +44,162 @@ def save_weights(model, path):
     return save_checkpoint(os.fspath(path), _arrays(model), metadata=_metadata(model, "weights"))
 
 
-def save(model, path, metadata=None):
-    """`Model.save`: `save_weights` plus `metadata` (a dict whose keys are not the model's)."""
+#: the prefix of the optimizer's state arrays in a checkpoint (never a parameter's name: those
+#: are block paths)
+OPTIMIZER_PREFIX = "__optimizer__."
+#: the metadata key of the training state
+TRAINING_KEY = "training"
+
+
+def plain_compile_args(args):
+    """`Model.compile`'s arguments if they are plain JSON (names and numbers, not objects),
+    else None."""
+    try:
+        text = json.dumps(args, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return json.loads(text)
+
+
+def _generator_state(value):
+    return value.bit_generator.state if isinstance(value, np.random.Generator) else None
+
+
+def _training_state(model):
+    """``(arrays, metadata)`` of the model's training state; ``({}, None)`` before training."""
+    if not model._compiled or not model._optimizer_state:
+        return {}, None
+    arrays, generators = {}, {}
+    for i, variable in enumerate(model._optimizer_state):
+        value = variable.get_value(borrow=True)
+        state = _generator_state(value)
+        if state is not None:
+            generators[str(i)] = state
+        else:
+            arrays[f"{OPTIMIZER_PREFIX}{i}"] = host_copy(value)
+    sampler = getattr(model._sampler, "rng", None)
+    meta = {
+        "compile": model._compile_args,
+        "learning_rate": model.get_learning_rate(),
+        "epochs_trained": model.epochs_trained,
+        "optimizer_variables": len(model._optimizer_state),
+        "generators": generators,
+        "sampler_rng": _generator_state(sampler),
+    }
+    return arrays, meta
+
+
+def save(model, path, metadata=None, *, include_optimizer=True):
+    """`Model.save`: `save_weights` plus `metadata` (a dict whose keys are not the model's) and,
+    with `include_optimizer`, the training state (`_training_state`)."""
     if metadata is not None and not isinstance(metadata, dict):
         raise ConfigError(invalid("Model.save", "metadata", "a dict or None", metadata))
+    if not isinstance(include_optimizer, bool):
+        raise ConfigError(
+            invalid("Model.save", "include_optimizer", "True or False", include_optimizer)
+        )
     base = _metadata(model, "model")
+    arrays = _arrays(model)
+    if include_optimizer:
+        state, training = _training_state(model)
+        if training is not None:
+            arrays.update(state)
+            base[TRAINING_KEY] = training
     clash = sorted(set(base) & set(metadata or {}))
     if clash:
         raise ConfigError(
             invalid("Model.save", "metadata", f"no keys named {', '.join(base)}", clash)
         )
-    return save_checkpoint(os.fspath(path), _arrays(model), metadata={**base, **(metadata or {})})
+    return save_checkpoint(os.fspath(path), arrays, metadata={**base, **(metadata or {})})
+
+
+def split_training_state(checkpoint):
+    """Take the training state out of a read checkpoint ``(arrays, manifest)`` (in place, so
+    the rest is the model's weights): ``(arrays, metadata)``, or None if it holds none."""
+    arrays, manifest = checkpoint
+    state = {k: arrays.pop(k) for k in list(arrays) if k.startswith(OPTIMIZER_PREFIX)}
+    manifest["params"] = [p for p in manifest["params"]
+                          if not p["name"].startswith(OPTIMIZER_PREFIX)]  # fmt: skip
+    meta = manifest.get("metadata", {}).get(TRAINING_KEY)
+    return (state, meta) if meta is not None else None
+
+
+def restore_training_state(model, training, where):
+    """Compile `model` as it was (when its compile arguments were saved) and keep the rest of
+    the training state for `trainer.function`, which applies it when it builds the training
+    function (the optimizer's variables exist only then); `WeightsError` naming `where` for a
+    state that does not fit."""
+    arrays, meta = training
+    if not isinstance(meta, dict):
+        raise WeightsError(f"{where}: invalid manifest. Expected metadata.training an object.")
+    model.epochs_trained = _epochs(meta.get("epochs_trained", 0), where)
+    model._sampler_state = meta.get("sampler_rng")
+    args = meta.get("compile")
+    if args is None:
+        return  # compiled with objects: the user compiles again; the state cannot be matched
+    if not isinstance(args, dict):
+        raise WeightsError(f"{where}: invalid manifest. Expected metadata.training.compile an "
+                           f"object; received {args!r}.")  # fmt: skip
+    try:
+        model.compile(**args)
+        model.set_learning_rate(meta["learning_rate"])
+    except (DilnetError, TypeError, KeyError) as err:
+        raise WeightsError(
+            f"{where}: the training state cannot be restored ({type(err).__name__}: {err})."
+        ) from None
+    model._pending_state = (arrays, meta)
+
+
+def _epochs(value, where):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise WeightsError(f"{where}: invalid manifest. Expected metadata.training.epochs_trained "
+                           f"an int >= 0; received {value!r}.")  # fmt: skip
+    return value
+
+
+def apply_pending_state(model, where="Model.fit"):
+    """Put a restored training state into the training function's variables, just built."""
+    if model._pending_state is None:
+        return
+    arrays, meta = model._pending_state
+    model._pending_state = None
+    variables = model._optimizer_state
+    generators = meta.get("generators", {})
+    if meta.get("optimizer_variables") != len(variables):
+        raise WeightsError(
+            f"{where}: the saved training state has {meta.get('optimizer_variables')} optimizer "
+            f"variables; this model's training function has {len(variables)}."
+        )
+    for i, variable in enumerate(variables):
+        value = variable.get_value(borrow=True)
+        if isinstance(value, np.random.Generator):
+            state = generators.get(str(i))
+            if state is not None:
+                restored = np.random.default_rng()
+                try:
+                    restored.bit_generator.state = state
+                except (TypeError, ValueError, KeyError) as err:
+                    raise WeightsError(
+                        f"{where}: a saved random state is invalid ({err})."
+                    ) from None
+                variable.set_value(restored)
+            continue
+        saved = arrays.get(f"{OPTIMIZER_PREFIX}{i}")
+        if saved is None or saved.shape != np.shape(value):
+            raise WeightsError(
+                f"{where}: the saved optimizer variable {i} does not fit this model's training "
+                "function."
+            )
+        variable.set_value(saved.astype(np.asarray(value).dtype, copy=False))
+
+
+def apply_sampler_state(model, sampler):
+    """Put a restored `PatchSampler` random state into `sampler` (the one `fit` is given)."""
+    state = getattr(model, "_sampler_state", None)
+    if state is None or getattr(sampler, "rng", None) is None:
+        return
+    model._sampler_state = None
+    sampler.rng.bit_generator.state = state
 
 
 def check_finite(arrays, where, names=None):

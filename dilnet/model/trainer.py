@@ -17,6 +17,7 @@ from ..utils import is_int
 from .callbacks import Callback, History
 from .data import PatchSampler
 from .device import on_device, renew_generators
+from .saving import apply_pending_state, apply_sampler_state
 
 __all__ = [
     "check_int",
@@ -60,6 +61,7 @@ def function(model, kind):
                 # accumulators of the rule, and the dropout streams: state to snapshot
                 model._optimizer_state = [v for v in updates if v not in known]
                 renew_generators(model.device, model._optimizer_state)
+                apply_pending_state(model)
             fn = pytensor.function([x, y], [loss, *counts], updates=updates, mode=model.mode)
     fn.trust_input = False
     model._functions[kind] = on_device(fn, model.device, x64)
@@ -318,6 +320,8 @@ def fit(model, x, y, *, batch_size, epochs, steps_per_epoch, validation_data,
         check_int(where, "steps_per_epoch", steps_per_epoch)
     if isinstance(x, PatchSampler):
         batches, steps = _sampler_batches(model, x, y, steps_per_epoch, where)
+        apply_sampler_state(model, x)  # a PatchSampler's state saved with the model, if any
+        model._sampler = x
     else:
         batches, steps = _array_batches(model, x, y, batch_size, steps_per_epoch, shuffle, where)
     if validation_data is not None:
@@ -326,13 +330,12 @@ def fit(model, x, y, *, batch_size, epochs, steps_per_epoch, validation_data,
     for cb in callbacks:
         cb.set_model(model)
     fn = function(model, "train")
-    rng = np.random.default_rng(seed)
     model.stop_training = False
     history = model.history = callbacks[0]
     try:
         for cb in callbacks:
             cb.on_train_begin()
-        _epochs(model, fn, batches, steps, rng, callbacks, validation_data,
+        _epochs(model, fn, batches, steps, seed, callbacks, validation_data,
                 validation_batch_size or batch_size, initial_epoch, epochs, verbose)  # fmt: skip
     finally:
         for cb in callbacks:
@@ -340,10 +343,13 @@ def fit(model, x, y, *, batch_size, epochs, steps_per_epoch, validation_data,
     return history
 
 
-def _epochs(model, fn, batches, steps, rng, callbacks, validation_data, validation_batch_size,
+def _epochs(model, fn, batches, steps, seed, callbacks, validation_data, validation_batch_size,
             initial_epoch, epochs, verbose):  # fmt: skip
     step = 0
+    unseeded = np.random.default_rng()
     for epoch in range(initial_epoch, epochs):
+        # each epoch's shuffle from (seed, epoch) alone: a run resumed at this epoch draws it too
+        rng = np.random.default_rng([seed, epoch]) if seed is not None else unseeded
         for cb in callbacks:
             cb.on_epoch_begin(epoch)
         running = _Running(model)
@@ -372,6 +378,7 @@ def _epochs(model, fn, batches, steps, rng, callbacks, validation_data, validati
             val = _evaluate(model, *validation_data, batch_size=validation_batch_size)
             logs.update({f"val_{k}": v for k, v in val.items()})
         logs["lr"] = model.get_learning_rate()
+        model.epochs_trained = epoch + 1
         if verbose:
             tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in logs.items()))
         for cb in callbacks:
