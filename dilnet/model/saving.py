@@ -234,6 +234,7 @@ def load_weights(model, path, *, cast, skip_mismatch, checkpoint=None, allow_non
     if not isinstance(allow_nonfinite, bool):
         raise ConfigError(invalid(where, "allow_nonfinite", "True or False", allow_nonfinite))
     arrays, manifest = checkpoint if checkpoint is not None else read_checkpoint(os.fspath(path))
+    split_training_state((arrays, manifest))  # the optimizer's arrays are not parameters
     params = model.params
     if not allow_nonfinite:
         check_finite(arrays, os.fspath(path), {p.name for p in params})

@@ -10,6 +10,7 @@ from dilnet import Sequential
 from dilnet import blocks as B
 from dilnet.errors import WeightsError
 from dilnet.model import LearningRateScheduler, Model, ModelCheckpoint, PatchSampler, load_model
+from dilnet.model.data import augmentation
 
 
 def spec():
@@ -43,7 +44,7 @@ def new_model():
 def sampler():
     x, y = volumes()
     return PatchSampler([x], [y], (8, 8, 8), batch_size=2, strategy="balanced", seed=5,
-                        steps_per_epoch=3, augment=["intensity", "noise", "flip0"])  # fmt: skip
+                        steps_per_epoch=3, augment=augmentation(["intensity", "noise", "flip0"]))  # fmt: skip
 
 
 def test_resumed_sampler_run_equals_the_uninterrupted_one(tmp_path):
