@@ -157,12 +157,22 @@ def _per_axis(lengths, rank, option):
     )
 
 
-def _check_output(path, force, what="--output"):
-    """Fail before any work when the output cannot be written."""
+def _check_output(path, force, what="--output", inputs=()):
+    """Fail before any work when the output cannot be written, or is one of `inputs` (the
+    files the command reads: --force never replaces them)."""
     from .io.volume import volume_format
 
     path = Path(path)
     volume_format(path)
+    for source in inputs:
+        same = Path(source).resolve() == path.resolve()
+        if not same and path.exists() and Path(source).exists():
+            same = os.path.samefile(source, path)
+        if same:
+            raise VolumeError(
+                f"{path}: is also the input {source}; write the output to another file "
+                f"({what}; --force never replaces an input)."
+            )
     if not path.parent.is_dir():
         raise VolumeError(f"{path}: the directory {path.parent} does not exist ({what}).")
     if path.exists() and not force:
@@ -176,7 +186,7 @@ def _predict(args, console):
     from .preprocessing import predict_image
     from .training import model_from_ref, read_image
 
-    _check_output(args.output, args.force)
+    _check_output(args.output, args.force, inputs=[args.input, *_model_files(args.model)])
     start = time.perf_counter()
     model, recorded = model_from_ref(args.model)
     contract = model.input_contract = _contract_of(model, args.model)
@@ -218,6 +228,11 @@ def _predict(args, console):
         f"{time.perf_counter() - start:.1f} s"
     )
     return EXIT_OK
+
+
+def _model_files(ref):
+    """The file a ``--model`` value names, if it is one (not ``PREFIX:NAME``)."""
+    return [] if plugins.model_source(str(ref)) is not None else [ref]
 
 
 def _contract_of(model, ref):

@@ -80,7 +80,9 @@ def main(argv=None):
         return 1
     try:
         model = dilnet_zoo.load(args.model, pretrained=True)
-        t1, labels, prediction = segment_colin27(model, progress=not args.quiet)
+        # a progress bar only on a terminal (as the command line draws them)
+        progress = not args.quiet and sys.stderr.isatty()
+        t1, labels, prediction = segment_colin27(model, progress=progress)
     except DilnetError as err:
         print(f"dilnet demo: error: {err}", file=sys.stderr)
         return 1

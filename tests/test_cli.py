@@ -495,7 +495,33 @@ def test_train_data_errors_name_their_files(mni, tmp_path):
 
 
 def test_demo_command(tmp_path):
-    code, out, err = run("demo", "--out", tmp_path / "demo.png", "--quiet")
+    # not --quiet, but stderr is a pipe: no progress bar is drawn into it
+    code, out, err = run("demo", "--out", tmp_path / "demo.png")
     assert code == 0, err
+    assert "it/s" not in err and "%|" not in err, err
     assert "Dice on Colin27 against its reference labels" in out
     assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # an existing montage is kept unless --force
+    (tmp_path / "demo.png").write_bytes(b"mine")
+    code, _, err = run("demo", "--out", tmp_path / "demo.png", "--quiet")
+    assert code == 1 and "pass --force" in err
+    assert (tmp_path / "demo.png").read_bytes() == b"mine"
+    code, _, err = run("demo", "--out", tmp_path / "demo.png", "--quiet", "--force")
+    assert code == 0, err
+    assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_output_is_never_the_input_even_with_force(mni, tmp_path):
+    t1 = tmp_path / "t1.nii.gz"
+    t1.write_bytes((mni["dir"] / "t1.nii.gz").read_bytes())
+    before = t1.read_bytes()
+    for output in (t1, tmp_path / "." / "t1.nii.gz"):
+        code, _, err = run("predict", "--model", "zoo:plain3d", "--input", t1, "--output",
+                           output, "--force")  # fmt: skip
+        assert code == 1
+        assert f"is also the input {t1}" in err and "--force never replaces an input" in err
+    (tmp_path / "link.nii.gz").symlink_to(t1)
+    code, _, err = run("predict", "--model", "zoo:plain3d", "--input", tmp_path / "link.nii.gz",
+                       "--output", t1, "--force")  # fmt: skip
+    assert code == 1 and "is also the input" in err
+    assert t1.read_bytes() == before

@@ -462,3 +462,12 @@ def test_registering_a_name_twice_is_refused():
     registry.add_training_data(data)  # the same registration again: harmless
     with pytest.raises(ConfigError, match=r"Expected a new training data name; received"):
         registry.add_training_data(plugins.TrainingData(name="x", load=tuple))
+
+
+def test_one_patch_length_may_be_a_number_as_the_cli_page_says():
+    base = {"format": "dilnet.train", "format_version": 1, "model": "zoo:plain3d",
+            "builtin_data": "mni152"}  # fmt: skip
+    assert train_config_from_dict({**base, "patch_size": 24}).patch_size == (24,)
+    assert train_config_from_dict({**base, "patch_size": [24]}).patch_size == (24,)
+    with pytest.raises(SpecError, match=r"\$.patch_size"):
+        train_config_from_dict({**base, "patch_size": True})

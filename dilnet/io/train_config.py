@@ -258,6 +258,9 @@ def train_config_from_dict(data) -> TrainConfig:
     if problems:
         raise SpecError(_report(problems))
     body = {k: v for k, v in data.items() if k not in ("format", "format_version")}
+    patch = body.get("patch_size")
+    if isinstance(patch, int) and not isinstance(patch, bool):
+        body["patch_size"] = [patch]  # one length for every axis, as [24] says
     try:
         return _structure(body)
     except Exception as err:

@@ -345,7 +345,17 @@ class PatchSampler:
             if class_probs is None:
                 probs = np.ones(len(classes))
             else:
-                probs = np.array([class_probs[c] if c < len(class_probs) else 0.0 for c in classes])
+                if len(class_probs) <= max(classes):
+                    raise ConfigError(
+                        invalid(
+                            where,
+                            "class_probs",
+                            f"one probability per class 0..{max(classes)} (the labels hold "
+                            f"classes {classes})",
+                            class_probs.tolist(),
+                        )
+                    )
+                probs = class_probs[classes]
             if probs.sum() <= 0:
                 raise ConfigError(
                     invalid(

@@ -47,8 +47,8 @@ def save_weights(model, path):
 #: the prefix of the optimizer's state arrays in a checkpoint (never a parameter's name: those
 #: are block paths)
 OPTIMIZER_PREFIX = "__optimizer__."
-#: the metadata key of the training state
-TRAINING_KEY = "training"
+#: the metadata key of the training state (`train_from_config` records its run under "training")
+TRAINING_KEY = "training_state"
 
 
 def plain_compile_args(args):

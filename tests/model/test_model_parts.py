@@ -622,6 +622,10 @@ def volumes(n=2, channels=(1, 1), size=8):
         ({"strategy": "balanced", "class_probs": [0, 0]}, ConfigError,
          r"`class_probs`. Expected a positive probability for a class present in the labels"),
         ({"class_probs": [1, 1]}, ConfigError, r"`class_probs`. Expected None for strategy='random'"),
+        # one probability for two classes used to zero-fill the other silently
+        ({"strategy": "balanced", "class_probs": [1.0]}, ConfigError,
+         r"`class_probs`. Expected one probability per class 0..1 \(the labels hold classes "
+         r"\[0, 1\]\); received class_probs=\[1.0\]"),
         ({"steps_per_epoch": 0}, ConfigError,
          r"`steps_per_epoch`. Expected a positive int or None; received steps_per_epoch=0"),
         ({"steps_per_epoch": 2.5}, ConfigError, r"`steps_per_epoch`"),
