@@ -68,6 +68,11 @@ __all__ = [
 # Running
 
 
+def _writeable(array) -> bool:
+    flags = getattr(array, "flags", None)
+    return flags is None or bool(getattr(flags, "writeable", True))
+
+
 def _check_volume(network, volume, where="predict_volume", name="volume"):
     """``(has_channel_axis, spatial)`` of `volume`, or a ShapeError."""
     rank, channels = network.rank, network.input_shape[1]
@@ -91,6 +96,13 @@ def _check_volume(network, volume, where="predict_volume", name="volume"):
         raise ShapeError(
             f"{where}: invalid value for `{name}`. Expected the spatial lengths the network's "
             f"Input block fixes, {fixed} (None: any); received {name} of shape {shape}."
+        )
+    kind = getattr(getattr(volume, "dtype", None), "kind", None)
+    if kind not in ("b", "i", "u", "f"):
+        # complex values would lose their imaginary part in the cast, objects fail inside it
+        raise ConfigError(
+            f"{where}: invalid value for `{name}`. Expected real numbers (bool, integer or "
+            f"float); received {name} of dtype {getattr(volume, 'dtype', type(volume))}."
         )
     return has_channels, spatial
 
@@ -201,6 +213,14 @@ def predict_volume(
         same_shape=same_shape, where=where, name="volume",
     )  # fmt: skip
     channels = network.output_shape[1]
+    out_dtype = getattr(out, "dtype", None)
+    if out is not None and (getattr(out_dtype, "kind", None) != "f" or not _writeable(out)):
+        # an integer array would truncate every probability to 0 or 1 without a word
+        raise ConfigError(
+            f"{where}: invalid value for `out`. Expected a writeable float array (the class "
+            f"probabilities); received out of dtype {out_dtype}"
+            f"{'' if _writeable(out) else ', read-only'}."
+        )
     if out is not None and tuple(out.shape) != (channels, *spatial):
         raise ShapeError(
             f"{where}: invalid value for `out`. Expected an array of shape {(channels, *spatial)} "

@@ -565,6 +565,30 @@ def test_out_of_the_wrong_shape():
         predict_volume(model("strided1d"), np.zeros(8), out=np.zeros((1, 8)))
 
 
+@pytest.mark.parametrize("out", [np.zeros((2, 8), np.int32), np.zeros((2, 8), bool)])
+def test_an_out_that_would_truncate_probabilities_is_refused(out):
+    with pytest.raises(
+        ConfigError,
+        match=r"invalid value for `out`. Expected a writeable float array \(the class "
+        rf"probabilities\); received out of dtype {out.dtype}\.",
+    ):
+        predict_volume(model("strided1d"), np.zeros(8), out=out, progress=False)
+    assert not out.any()  # untouched
+    read_only = np.zeros((2, 8))
+    read_only.flags.writeable = False
+    with pytest.raises(ConfigError, match=r"dtype float64, read-only"):
+        predict_volume(model("strided1d"), np.zeros(8), out=read_only, progress=False)
+
+
+def test_complex_volumes_are_refused():
+    with pytest.raises(
+        ConfigError,
+        match=r"invalid value for `volume`. Expected real numbers \(bool, integer or float\); "
+        r"received volume of dtype complex128",
+    ):
+        predict_volume(model("strided1d"), np.zeros(8, complex), progress=False)
+
+
 def test_a_model_whose_predictions_do_not_match_its_network():
     class Broken:
         network = model("strided1d").network
