@@ -45,6 +45,7 @@ from .tiling import TilePlan as TilePlan
 from .tiling import check_dense as check_dense
 from .tiling import compute_halo as compute_halo
 from .tiling import network_of as network_of
+from .tiling import padded_to_period
 from .tiling import parse_batch_size as parse_batch_size
 from .tiling import parse_memory as parse_memory
 from .tiling import plan_tiles as plan_tiles
@@ -177,6 +178,12 @@ def predict_volume(
         Naming `volume`: NaN or infinite values (they would spread through every receptive
         field they touch), or a volume the contract's scaling cannot scale (blank, constant).
 
+    Networks with pooling or strides need lengths that are multiples of their period (the
+    product of their pooling sizes and strides, per axis): other lengths are padded with zeros
+    after the end of each axis up to the next multiple, and the prediction is cropped back to
+    the volume's own lengths (read crop by crop: a memmap stays on disk). Voxels within the
+    network's reach of such an end then see those zeros, as they would if you padded yourself.
+
     Notes
     -----
     The tiles do not overlap and nothing is blended. Each tile's crop extends by the halo
@@ -208,6 +215,12 @@ def predict_volume(
         volume = normalize_intensities(volume, contract, network.rank, where="volume")
     if same_shape is None:
         same_shape = bool(getattr(model, "compiles_per_shape", False))
+    original = spatial
+    padded = padded_to_period(network, spatial)
+    if padded != spatial:
+        # pooling or strides need multiples of the period: zeros after the end of each axis,
+        # the prediction cropped back (read lazily: a memmap stays on disk)
+        volume, spatial = _ZeroPadded(volume, has_channels, padded), padded
     plan = plan_tiles(
         network, spatial, tile=tile, memory_limit=memory_limit, batch_size=batch_size,
         same_shape=same_shape, where=where, name="volume",
@@ -221,12 +234,15 @@ def predict_volume(
             f"probabilities); received out of dtype {out_dtype}"
             f"{'' if _writeable(out) else ', read-only'}."
         )
-    if out is not None and tuple(out.shape) != (channels, *spatial):
+    if out is not None and tuple(out.shape) != (channels, *original):
         raise ShapeError(
-            f"{where}: invalid value for `out`. Expected an array of shape {(channels, *spatial)} "
+            f"{where}: invalid value for `out`. Expected an array of shape {(channels, *original)} "
             f"(the network's {channels} output channels, then the volume's spatial shape); "
             f"received out of shape {tuple(out.shape)}."
         )
+    target = out
+    if padded != original:
+        out = None  # predicted at the padded size, then cropped into `target`
     dtype = network.input_layer.input_var.dtype
     groups = {}
     for t in plan.tiles:
@@ -253,7 +269,36 @@ def predict_volume(
                 for t, pred in zip(batch, y[: len(batch)], strict=True):
                     out[(slice(None), *t.slices)] = pred[(slice(None), *t.inner_slices)]
                 bar.update(len(batch))
-    return out
+    if padded == original:
+        return out
+    cropped = out[(slice(None), *(slice(0, n) for n in original))]
+    if target is None:
+        return np.ascontiguousarray(cropped)
+    target[...] = cropped
+    return target
+
+
+class _ZeroPadded:
+    """A volume read as if zeros followed it up to `spatial` on each axis; crops are read from
+    the volume itself (a memmap or zarr array is read crop by crop, never whole)."""
+
+    def __init__(self, volume, has_channels, spatial):
+        self.volume, self.has_channels = volume, has_channels
+        lead = (volume.shape[0],) if has_channels else ()
+        self.shape = (*lead, *spatial)
+        self.dtype = volume.dtype
+        self.inner = tuple(volume.shape[1:] if has_channels else volume.shape)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        spatial_key = key[1:] if self.has_channels else key
+        inside = tuple(slice(min(s.start, n), min(s.stop, n))
+                       for s, n in zip(spatial_key, self.inner, strict=True))  # fmt: skip
+        part = np.asarray(self.volume[(key[0], *inside) if self.has_channels else inside])
+        lead = part.shape[:1] if self.has_channels else ()
+        crop = np.zeros((*lead, *(s.stop - s.start for s in spatial_key)), dtype=part.dtype)
+        crop[(slice(None),) * len(lead) + tuple(slice(0, i.stop - i.start) for i in inside)] = part
+        return crop
 
 
 def _read(volume, slices, has_channels, dtype):

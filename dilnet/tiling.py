@@ -79,6 +79,15 @@ def compute_halo(network) -> Halo:
     return geometry.halo(network_of(network).output_layer)
 
 
+def padded_to_period(network, spatial) -> tuple:
+    """`spatial` with each length rounded up to a multiple of the network's period on that axis
+    (`geometry.period`: the product of its pooling sizes and strides), where the network needs
+    it; `spatial` itself for a network without pooling or strides."""
+    network = network_of(network)
+    periods = geometry.period(geometry.walk(network.output_layer))
+    return tuple(-(-int(n) // p) * p for n, p in zip(spatial, periods, strict=True))
+
+
 def check_dense(network, spatial, where="predict_volume", name="volume"):
     """Check that `network` predicts densely for an input of spatial lengths `spatial`: the output
     has the input's lengths and every layer's length is the input length over its jump (so crops

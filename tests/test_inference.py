@@ -514,15 +514,38 @@ def test_volume_of_the_wrong_shape(shape, match):
         predict_volume(model("dilated3d"), np.zeros(shape), progress=False)
 
 
-def test_lengths_that_are_not_multiples_of_the_period():
+def test_lengths_that_are_not_multiples_of_the_period_are_padded_and_cropped_back(tmp_path):
+    # plan_tiles still names the period
     with pytest.raises(
         ShapeError,
-        match=r"predict_volume: invalid value for `volume`. Expected spatial lengths for which "
-        r"the network outputs a prediction per input voxel .*received volume spatial shape "
+        match=r"plan_tiles: invalid value for `spatial`. Expected spatial lengths for which "
+        r"the network outputs a prediction per input voxel .*received spatial spatial shape "
         r"\(34, 27\), for which the network outputs spatial shape \(34, 26\). Its pooling and "
         r"strides need lengths that are multiples of \(2, 2\)",
     ):
-        predict_volume(model("pool2"), np.zeros((34, 27)), progress=False)
+        plan_tiles(model("pool2").network, (34, 27))
+    # predict_volume pads with zeros after each axis's end to a multiple of the period and
+    # crops back: the oracle is the whole zero-padded volume in one call, cropped
+    for name, shape, tile in [("pool2", (33, 27), 8), ("pool4", (2, 30, 23), 8),
+                              ("strided1d", (1, 37), 4)]:  # fmt: skip
+        m = model(name)
+        vol = volume(shape)
+        period = {"pool2": 2, "pool4": 4, "strided1d": 2}[name]
+        rank = m.network.rank
+        spatial = shape[-rank:]
+        pad = [(0, 0)] * (len(shape) - rank) + [(0, -n % period) for n in spatial]
+        padded = np.pad(vol, pad)
+        expected = whole(m, padded if len(shape) > rank else padded[None])
+        expected = expected[(slice(None), *(slice(0, n) for n in spatial))]
+        got = predict_volume(m, vol, tile=tile, progress=False)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+        # from a memmap (read crop by crop through the padding), into a given out=
+        np.save(tmp_path / f"{name}.npy", vol)
+        mapped = np.load(tmp_path / f"{name}.npy", mmap_mode="r")
+        out = np.zeros_like(expected)
+        assert predict_volume(m, mapped, tile=tile, progress=False, out=out) is out
+        np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_networks_that_do_not_predict_densely():
