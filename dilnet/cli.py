@@ -4,7 +4,7 @@
     dilnet summary SPEC.json|MODEL.npz|zoo:NAME [--input-size N|ZxYxX] [--batch-size N]
     dilnet predict --model zoo:NAME|MODEL.npz --input VOLUME --output VOLUME
                    [--memory-limit 1GiB | --tile N|ZxYxX] [--probabilities] [--normalize minmax]
-    dilnet train CONFIG.json                 train as a JSON config says (dilnet.io.train_config)
+    dilnet train CONFIG.json [--resume DIR]  train as a JSON config says (dilnet.io.train_config)
 
 and the commands of installed plugins (`dilnet.plugins`); with `dilnet_zoo`:
 
@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -263,19 +264,59 @@ def _describe(contract, scaling=True):
     return ", ".join(parts)
 
 
+class _Signals:
+    """SIGINT and SIGTERM ask training to stop after its current step (the first signal; a
+    second one interrupts at once, as usual); the handlers are put back on exit."""
+
+    def __init__(self):
+        self.received = None
+
+    def __call__(self):
+        return self.received is not None
+
+    def __enter__(self):
+        self.previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None:  # a second signal: stop now
+            signal.signal(signum, self.previous[signum])
+            signal.raise_signal(signum)
+            return
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
 def _train(args, console):
     from .io.train_config import read_train_config
-    from .training import output_path, train_from_config
+    from .training import output_path, run_directory, train_from_config
 
     path = Path(args.config)
     config = read_train_config(path)
     output = output_path(config, path.parent, where=str(path))
     _check_output(output, args.force, what="the config's output")
-    with contextlib.redirect_stdout(sys.stderr):  # fit's epoch lines are notes, not results
+    run_dir = Path(args.resume) if args.resume else run_directory(config, path.parent)
+    with _Signals() as signals, contextlib.redirect_stdout(sys.stderr):
+        # fit's epoch lines are notes, not results
         _, record = train_from_config(
             config, base=path.parent, overwrite=True, where=str(path), log=console.note,
             verbose=0 if console.quiet else 1 if console.progress else 2,
+            run_dir=run_dir, resume=args.resume, stop=signals,
         )  # fmt: skip
+    if record.get("interrupted"):
+        name = signal.Signals(signals.received).name
+        # said even with --quiet: the run did not finish
+        print(
+            f"{name}: stopped after {record['epochs_trained']} complete epoch(s); continue with "
+            f"`dilnet train {args.config} --resume {run_dir}` (from {run_dir / 'last.npz'})",
+            file=sys.stderr,
+        )
+        return 128 + signals.received
     result = {"output": str(output),
               "final": {k: round(v[-1], 4) for k, v in record["history"].items()}}  # fmt: skip
     if "validation_dice_whole_volumes" in record:
@@ -369,6 +410,8 @@ def _add_train(commands, common):
                                 help="train as a JSON config says")  # fmt: skip
     train.add_argument("config", metavar="CONFIG.json")
     train.add_argument("--force", action="store_true", help="replace an existing output")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR (its last.npz) exactly")  # fmt: skip
     train.set_defaults(run=_train)
 
 

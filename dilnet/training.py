@@ -19,6 +19,7 @@ import numpy as np
 
 from . import plugins
 from .errors import ConfigError, DilnetError, VolumeError, WeightsError
+from .model.callbacks import Callback
 from .model.contract import normalize_intensities
 from .model.data import augmentation, check_labels, normalize
 
@@ -262,6 +263,70 @@ def output_path(config, base=".", where="train_from_config") -> Path:
     return path
 
 
+def run_directory(config, base=".") -> Path:
+    """The run directory of a config: beside its output, named after it (``model.npz`` ->
+    ``model.run``). `train_from_config` keeps its checkpoints there: ``last.npz`` after every
+    epoch (with ``run_dir=``), ``epoch-NNNN.npz`` every ``checkpoint_every`` epochs and
+    ``interrupted.npz`` when stopped."""
+    output = Path(base) / config.output
+    return output.with_name(output.name[: -len(".npz")] + ".run")
+
+
+class _RunCheckpoints(Callback):
+    """Save the model with its training state into the run directory at each completed epoch
+    (``last.npz``), every `every` epochs (``epoch-NNNN.npz``), and stop after the current step
+    when `stop()` says so."""
+
+    def __init__(self, directory, every, run, stop):
+        self.directory, self.every, self.run, self.stop = Path(directory), every, run, stop
+        self.interrupted = False
+
+    def on_batch_end(self, step, logs=None):
+        if self.stop is not None and self.stop():
+            self.interrupted = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.epochs_trained != epoch + 1 or not self.model.weights_finite():
+            return  # an epoch cut short, or diverged: the last good checkpoint stays
+        self.directory.mkdir(exist_ok=True)
+        metadata = {"run": self.run}
+        self.model.save(self.directory / "last.npz", metadata=metadata)
+        if self.every is not None and (epoch + 1) % self.every == 0:
+            self.model.save(self.directory / f"epoch-{epoch + 1:04d}.npz", metadata=metadata)
+
+
+def _resumed(config, resume, where):
+    """The model of ``<resume>/last.npz``, checked to be a run of `config` (its epochs may
+    differ: a run can be extended)."""
+    from .model import load_model
+
+    path = Path(resume) / "last.npz"
+    if not path.is_file():
+        raise VolumeError(
+            f"{path}: no such file: {resume} holds no checkpoint of a completed epoch (resume "
+            "continues from last.npz, written after each epoch)."
+        )
+    model = load_model(path)
+    run = model_manifest(path)["metadata"].get("run", {})
+    saved = dict(run.get("config", {}))
+    now = config.to_dict()
+    differ = sorted(
+        k for k in set(saved) | set(now) if k != "epochs" and saved.get(k) != now.get(k)
+    )
+    if differ:
+        raise ConfigError(
+            f"{where}: expected the config {path} was trained with (only $.epochs may change "
+            f"to resume); received one that differs in {', '.join('$.' + k for k in differ)}."
+        )
+    if model.epochs_trained >= config.epochs:
+        raise ConfigError(
+            f"{where}: $.epochs: expected more than the {model.epochs_trained} epochs {path} "
+            f"has trained; received {config.epochs}."
+        )
+    return model
+
+
 def _build(config, base, where, log):
     """(model, pretrained parameters left at their initial values)."""
     from .blocks.config import from_config
@@ -315,8 +380,9 @@ def _build(config, base, where, log):
 
 
 def train_from_config(
-    config, *, base=".", overwrite=False, where=None, log=None, verbose=1, input_contract=None
-):
+    config, *, base=".", overwrite=False, where=None, log=None, verbose=1, input_contract=None,
+    run_dir=None, resume=None, stop=None,
+):  # fmt: skip
     """Train as `config` says and save the model; return ``(model, record)``.
 
     Parameters
@@ -339,6 +405,19 @@ def train_from_config(
         What the model expects of its input, saved with it (``model.input_contract``). The
         volumes are then scaled by it, with `normalize_intensities` as at inference, and the
         config's ``normalize`` must name its normalisation.
+    run_dir : str or path, optional
+        Save the model with its training state (`Model.save`) there after every completed
+        epoch as ``last.npz``, and every ``checkpoint_every`` epochs as ``epoch-NNNN.npz``.
+        Default: `run_directory` when the config sets ``checkpoint_every``, else none.
+    resume : str or path, optional
+        A run directory: continue its run from ``last.npz`` (the end of its last completed
+        epoch) exactly as if it had not stopped. The config must be the one it was started
+        with; only ``epochs`` may grow.
+    stop : callable, optional
+        ``stop() -> bool``, asked after every step (e.g. set by a signal handler): when True,
+        training stops after that step, the model as it is goes to ``interrupted.npz`` in the
+        run directory, nothing is written to the output, and the record says
+        ``"interrupted": True``.
 
     Returns
     -------
@@ -365,7 +444,7 @@ def train_from_config(
     from ._version import __version__
     from .inference import predict_volume
     from .io.train_config import TrainConfig, augment_from_config, train_config_from_dict
-    from .model import LearningRateScheduler, PatchSampler, cosine_decay
+    from .model import EarlyStopping, LearningRateScheduler, PatchSampler, cosine_decay
     from .model.contract import InputContract
     from .model.metrics import dice_per_class
 
@@ -388,7 +467,14 @@ def train_from_config(
     if output.exists() and not overwrite:
         raise VolumeError(f"{output}: exists; pass overwrite=True to replace it.")
 
-    model, skipped = _build(config, base, where, log)
+    if resume is not None:
+        model, skipped = _resumed(config, resume, where), []
+        run_dir = Path(resume)
+        log(f"resuming {run_dir / 'last.npz'} after epoch {model.epochs_trained}")
+    else:
+        model, skipped = _build(config, base, where, log)
+    if run_dir is None and config.checkpoint_every is not None:
+        run_dir = run_directory(config, base)
     network = model.network
     rank, channels, classes = _rank(network), network.input_layer.shape[1], network.output_shape[1]
     if len(config.patch_size) not in (1, rank):
@@ -413,8 +499,11 @@ def train_from_config(
         images, labels = _read_pairs(config.train, *args)
         validation = _read_pairs(config.validation, *args) if config.validation else None
 
-    model.compile(config.optimizer, config.loss, list(config.metrics),
-                  learning_rate=config.learning_rate, ignore_label=config.ignore_label)  # fmt: skip
+    class_weights = list(config.class_weights) if config.class_weights is not None else None
+    if resume is None:  # a resumed model is compiled as it was, with its optimizer's state
+        model.compile(config.optimizer, config.loss, list(config.metrics),
+                      learning_rate=config.learning_rate, ignore_label=config.ignore_label,
+                      class_weights=class_weights)  # fmt: skip
     sampler = PatchSampler(images, labels, patch, batch_size=config.batch_size,
                            strategy=config.sampling, ignore_label=config.ignore_label,
                            seed=config.seed, steps_per_epoch=config.steps_per_epoch,
@@ -425,6 +514,10 @@ def train_from_config(
                                    seed=config.seed + 1,
                                    steps_per_epoch=config.validation_steps)  # fmt: skip
     callbacks = []
+    if config.early_stopping is not None:
+        e = config.early_stopping
+        callbacks.append(EarlyStopping(monitor=e.monitor, min_delta=e.min_delta,
+                                       patience=e.patience, mode=e.mode))  # fmt: skip
     if config.schedule == "cosine":
         final = config.learning_rate / 20
         callbacks.append(
@@ -436,10 +529,26 @@ def train_from_config(
         f"{config.epochs} epoch(s) of {config.steps_per_epoch} steps, patches "
         f"{'x'.join(map(str, patch))}"
     )
+    checkpoints = None
+    if run_dir is not None or stop is not None:
+        run_dir = Path(run_dir) if run_dir is not None else run_directory(config, base)
+        checkpoints = _RunCheckpoints(run_dir, config.checkpoint_every,
+                                      {"config": config.to_dict()}, stop)  # fmt: skip
+        callbacks.append(checkpoints)
     start = time.perf_counter()
     history = model.fit(sampler, epochs=config.epochs, validation_data=val_sampler,
-                        callbacks=callbacks, verbose=verbose)  # fmt: skip
+                        callbacks=callbacks, verbose=verbose, seed=config.seed,
+                        initial_epoch=model.epochs_trained if resume is not None else 0)  # fmt: skip
     seconds = time.perf_counter() - start
+    if checkpoints is not None and checkpoints.interrupted:
+        run_dir.mkdir(exist_ok=True)
+        model.save(run_dir / "interrupted.npz", metadata={"run": checkpoints.run})
+        log(
+            f"interrupted after {model.epochs_trained} complete epoch(s); wrote "
+            f"{run_dir / 'interrupted.npz'}"
+        )
+        return model, {"interrupted": True, "run_dir": str(run_dir),
+                       "epochs_trained": model.epochs_trained}  # fmt: skip
     results = {}
     if validation is not None:
         dice = [

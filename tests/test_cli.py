@@ -4,8 +4,10 @@ themselves). Oracles: the reference tissue labels (Dice), the same prediction ma
 the files as their own libraries read them, and hand-made bad inputs."""
 
 import json
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nibabel as nib
@@ -525,3 +527,107 @@ def test_the_output_is_never_the_input_even_with_force(mni, tmp_path):
                        "--output", t1, "--force")  # fmt: skip
     assert code == 1 and "is also the input" in err
     assert t1.read_bytes() == before
+
+
+def _run_config(epochs, **extra):
+    return {
+        "format": "dilnet.train",
+        "format_version": 1,
+        "model": dilnet.to_config(_tiny_spec()),
+        "builtin_data": "mni152",
+        "patch_size": 16,
+        "epochs": epochs,
+        "steps_per_epoch": 2,
+        "validation_steps": 1,
+        "learning_rate": 0.01,
+        "schedule": "cosine",
+        "augment": ["intensity", "flip0"],
+        "class_weights": [0.5, 2.0, 1.0, 1.0],
+        "output": "out/tiny.npz",
+        **extra,
+    }
+
+
+def _train_in(directory, config, *args):
+    (directory / "out").mkdir(parents=True, exist_ok=True)
+    (directory / "train.json").write_text(json.dumps(config))
+    return run("train", directory / "train.json", "-q", *args)
+
+
+def test_a_run_resumed_from_its_checkpoint_equals_the_uninterrupted_one(tmp_path):
+    code, _, err = _train_in(tmp_path / "whole", _run_config(3, checkpoint_every=2))
+    assert code == 0, err
+    runs = tmp_path / "whole" / "out" / "tiny.run"
+    assert sorted(p.name for p in runs.iterdir()) == ["epoch-0002.npz", "last.npz"]
+    assert load_model(runs / "last.npz").epochs_trained == 3
+    # the same run stopped after one epoch, then resumed with the epochs it was meant to have
+    code, _, err = _train_in(tmp_path / "part", _run_config(1))
+    assert code == 0, err
+    part_runs = tmp_path / "part" / "out" / "tiny.run"
+    assert load_model(part_runs / "last.npz").epochs_trained == 1
+    (tmp_path / "part" / "train.json").write_text(json.dumps(_run_config(3)))
+    code, _, err = run("train", tmp_path / "part" / "train.json", "-q", "--force",
+                       "--resume", part_runs)  # fmt: skip
+    assert code == 0, err
+    whole = load_model(tmp_path / "whole" / "out" / "tiny.npz").get_weights()
+    resumed = load_model(tmp_path / "part" / "out" / "tiny.npz").get_weights()
+    for a, b in zip(resumed, whole, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # another config is refused, naming what differs
+    (tmp_path / "part" / "train.json").write_text(json.dumps(_run_config(4, learning_rate=0.1)))
+    code, _, err = run("train", tmp_path / "part" / "train.json", "-q", "--force",
+                       "--resume", part_runs)  # fmt: skip
+    assert code == 1 and "differs in $.learning_rate" in err
+
+
+def test_sigint_saves_and_exits_then_the_run_resumes(tmp_path):
+    import signal
+
+    directory = tmp_path / "run"
+    (directory / "out").mkdir(parents=True)
+    (directory / "train.json").write_text(json.dumps(_run_config(400)))
+    runs = directory / "out" / "tiny.run"
+    proc = subprocess.Popen([str(DILNET), "train", str(directory / "train.json"), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        for _ in range(1200):  # until the first epoch's checkpoint is there
+            if (runs / "last.npz").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "SIGINT: stopped after" in err and "--resume" in err
+    assert not (directory / "out" / "tiny.npz").exists()  # no output from a stopped run
+    done = load_model(runs / "last.npz").epochs_trained
+    assert done >= 1
+    assert (runs / "interrupted.npz").exists()
+    (directory / "train.json").write_text(json.dumps(_run_config(done + 1)))
+    code, _, err = run("train", directory / "train.json", "-q", "--resume", runs)
+    assert code == 0, err
+    assert load_model(directory / "out" / "tiny.npz").epochs_trained == done + 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("checkpoint_every", 0, r"\$.checkpoint_every: expected an int >= 1 or null"),
+        ("class_weights", [1, -1], r"\$.class_weights: expected finite numbers >= 0"),
+        ("early_stopping", {"monitr": "loss"}, r"\$.early_stopping.monitr: unknown field"),
+    ],
+)
+def test_new_training_fields_are_checked(field, value, message, tmp_path):
+    code, _, err = _train_in(tmp_path, _run_config(2, **{field: value}))
+    assert code == 1 and re.search(message, err), err
+
+
+def test_early_stopping_from_the_config(tmp_path):
+    config = _run_config(50, early_stopping={"monitor": "loss", "patience": 0, "min_delta": 10.0})
+    code, _, err = _train_in(tmp_path, config)
+    assert code == 0, err
+    # no epoch improves the loss by 10: training stops after the first two
+    assert load_model(tmp_path / "out" / "tiny.npz").epochs_trained == 2

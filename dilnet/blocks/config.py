@@ -112,6 +112,9 @@ def _make_converter():
             if type(None) in members:
                 return None
             raise _FieldError(_describe(t), value)
+        others = [m for m in members if m is not type(None)]
+        if len(others) == 1:  # X or None: X's own errors, with their paths
+            return conv.structure(value, others[0])
         for member in members:
             if member is type(None):
                 continue

@@ -94,6 +94,16 @@ class VolumePair:
 
 
 @attrs.frozen(kw_only=True)
+class EarlyStoppingConfig:
+    """A config's ``early_stopping``: `dilnet.model.EarlyStopping`'s arguments."""
+
+    monitor: str = "val_loss"
+    patience: int = 5
+    min_delta: float = 0.0
+    mode: str = "auto"
+
+
+@attrs.frozen(kw_only=True)
 class TrainConfig:
     """A training run: the model, the data, the patches and the optimisation (see the module
     docstring for the JSON form)."""
@@ -123,6 +133,12 @@ class TrainConfig:
     metrics: tuple[str, ...] = ("dice",)
     normalize: str = "none"
     ignore_label: int | None = None
+    #: cross-entropy weight of each class (`Model.compile`'s ``class_weights``)
+    class_weights: tuple[float, ...] | None = None
+    #: {"monitor": "val_loss", "patience": 5, "min_delta": 0.0, "mode": "auto"}: `EarlyStopping`
+    early_stopping: EarlyStoppingConfig | None = None
+    #: keep ``epoch-NNNN.npz`` in the run directory every so many epochs (`train_from_config`)
+    checkpoint_every: int | None = None
     seed: int = 0
     output: str = "model.npz"
 
@@ -138,6 +154,12 @@ class TrainConfig:
                 bad(name, "an int >= 1", getattr(self, name))
         if not self.patch_size or min(self.patch_size) < 1:
             bad("patch_size", "positive ints (one, or one per spatial axis)", list(self.patch_size))
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            bad("checkpoint_every", "an int >= 1 or null", self.checkpoint_every)
+        if self.class_weights is not None and not all(
+            math.isfinite(w) and w >= 0 for w in self.class_weights
+        ):
+            bad("class_weights", "finite numbers >= 0, one per class", list(self.class_weights))
         if not (math.isfinite(self.learning_rate) and self.learning_rate >= 0):
             bad("learning_rate", "a finite number >= 0", self.learning_rate)
         if self.seed < 0:
