@@ -1,4 +1,5 @@
-"""Plain-loop numpy references, written for clarity, not speed. Independent of dilnet's kernels."""
+"""Plain-loop numpy references, written for clarity, not speed. Independent of dilnet's kernels;
+and `Diverge`, a callback that makes a run diverge on purpose."""
 
 import itertools
 
@@ -120,3 +121,19 @@ def pool_reference(x, pool, stride, pad, mode, out_spatial):
         else:
             out[key] = stack.sum(0) / real
     return out
+
+
+def Diverge():
+    """A callback that makes a weight NaN after the first step, as a diverging run does (NaN
+    inputs are refused before they reach the network, so they cannot be the cause)."""
+    from dilnet.model.callbacks import Callback
+
+    class _Diverge(Callback):
+        def on_batch_end(self, step, logs=None):
+            if step == 0:
+                p = self.model.params[0]
+                value = np.array(p.get_value())
+                value.flat[0] = np.nan
+                p.set_value(value)
+
+    return _Diverge()

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from oracles import Diverge
 
 from dilnet import ConfigError, Sequential, ShapeError
 from dilnet import blocks as B
@@ -161,8 +162,9 @@ def test_nan_guard_stops_and_keeps_the_last_good_weights_and_checkpoint(tmp_path
     m.fit(x, y, epochs=2, batch_size=2, callbacks=[guard, ckpt], verbose=0)
     good = m.get_weights()
     bad = x.copy()
-    bad[1, 0, 0, 0] = np.nan  # second batch of the next epoch makes every weight NaN
-    m.fit(bad, y, epochs=3, batch_size=1, shuffle=False, callbacks=[guard, ckpt], verbose=0)
+    # the second batch of the next epoch makes every weight NaN
+    m.fit(bad, y, epochs=3, batch_size=1, shuffle=False, callbacks=[guard, Diverge(), ckpt],
+          verbose=0)  # fmt: skip
     assert guard.stopped_step == 1
     for w, g in zip(m.get_weights(), good, strict=True):
         np.testing.assert_allclose(w, g, rtol=1e-6, atol=1e-7)  # the first good batch undone
