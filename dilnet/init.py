@@ -22,7 +22,6 @@ Examples
 (16, 8, 3, 3, 3)
 """
 
-import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -30,7 +29,7 @@ import pytensor
 
 from .errors import ConfigError, invalid
 from .random import get_rng
-from .utils import is_int
+from .utils import is_int, physical_memory
 
 __all__ = [
     "Constant",
@@ -100,13 +99,6 @@ def _check_shape(where: str, shape, *, min_ndim: int = 0, ndim: int | None = Non
     return items
 
 
-def _physical_memory():
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def _check_fits(shape):
     dims = (
         (shape,)
@@ -121,7 +113,7 @@ def _check_fits(shape):
     for n in dims:
         count *= int(n)
     needed = count * np.dtype(pytensor.config.floatX).itemsize
-    memory = _physical_memory()
+    memory = physical_memory()
     if memory is not None and needed > memory:
         raise ConfigError(
             invalid("Initializer", "shape", f"a parameter that fits in this machine's "

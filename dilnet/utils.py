@@ -5,6 +5,7 @@ dilnet's own (it names the argument in its errors) and does not take Lasagne's
 ``as_tuple(x, N, t=None)`` arguments.
 """
 
+import os
 from collections.abc import Iterable
 from numbers import Integral
 
@@ -13,7 +14,7 @@ import pytensor
 
 from .errors import ConfigError, invalid
 
-__all__ = ["as_tuple", "floatX", "format_bytes", "is_int"]
+__all__ = ["as_tuple", "floatX", "format_bytes", "is_int", "physical_memory"]
 
 
 def floatX(arr):
@@ -71,3 +72,11 @@ def format_bytes(n) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
+
+
+def physical_memory() -> int | None:
+    """The machine's RAM in bytes, or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None

@@ -126,6 +126,20 @@ def _make_converter():
 
     conv.register_structure_hook_func(is_union, structure_union)
 
+    def structure_object(value, t):
+        # an attrs class that is not a block (a training config's parts): an object, then its
+        # fields (cattrs would read a number's or a list's keys)
+        if not isinstance(value, dict):
+            raise _FieldError("an object", value)
+        if t not in structure_fns:
+            structure_fns[t] = make_dict_structure_fn(t, conv, _cattrs_forbid_extra_keys=True)
+        return structure_fns[t](value, t)
+
+    conv.register_structure_hook_func(
+        lambda t: isinstance(t, type) and attrs.has(t) and not issubclass(t, Block),
+        structure_object,
+    )
+
     def structure_block(value, t):
         if not isinstance(value, dict):
             raise _FieldError("a block (a dict with a 'type')", value)
@@ -279,9 +293,6 @@ def _problems(err, path):
         yield f"{path}: {err}"
     elif isinstance(err, TypeError):
         yield f"{path}: {err}"
-    elif isinstance(err, AttributeError) and err.name in ("keys", "items", "get"):
-        # cattrs reads an object's keys: a number or a list where an object belongs
-        yield f"{path}: expected a JSON object; received {type(err.obj).__name__} {err.obj!r}"
     else:
         raise err
 

@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "HEADER_ERRORS",
+    "KIND_NAMES",
     "NPY_MAGIC",
     "ZIP_MAGICS",
     "FileProblem",
@@ -34,6 +35,9 @@ ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 HEADER_ERRORS = (ValueError, SyntaxError, tokenize.TokenError, TypeError, KeyError, EOFError,
                  OSError, RecursionError, MemoryError, UnicodeDecodeError)  # fmt: skip
 _CHUNK = 1 << 24
+#: what a file of each `kind_of` is, in an error's "received ..." ("unknown" is the caller's)
+KIND_NAMES = {"npy": "an .npy array file", "zip": "an .npz archive", "gzip": "a gzip file",
+              "pickle": "a Python pickle, which is never loaded"}  # fmt: skip
 
 
 class FileProblem(Exception):

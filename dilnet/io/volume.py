@@ -99,8 +99,10 @@ from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
 from ..errors import VolumeError, invalid
+from ..utils import physical_memory
 from .arrays import (
     HEADER_ERRORS,
+    KIND_NAMES,
     FileProblem,
     check_npy_member,
     check_npy_stream,
@@ -287,15 +289,8 @@ def _damaged(where: str, expected: str, problem: FileProblem) -> VolumeError:
     )
 
 
-def _physical_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def _check_fits_in_memory(where: str, declared: int, what: str) -> None:
-    memory = _physical_memory()
+    memory = physical_memory()
     if memory is not None and declared > memory:
         raise VolumeError(
             f"{where}: expected {what} that fits in memory; received one declaring "
@@ -431,10 +426,11 @@ def _read_numpy(where: str, fmt: str, rank: int, key):
         fileobj.seek(0)
         if kind != ("npy" if fmt == "npy" else "zip"):
             # numpy would try to unpickle it and say "use allow_pickle": never the fix
-            received = {"npy": "an .npy array file", "zip": "an .npz archive",
-                        "gzip": "a gzip file", "pickle": "a Python pickle, which is never loaded",
-                        "unknown": "a file that is truncated, corrupted or of another kind: it "
-                        "does not start as one does"}[kind]  # fmt: skip
+            received = KIND_NAMES.get(
+                kind,
+                "a file that is truncated, corrupted or of another kind: it does not "
+                "start as one does",
+            )
             raise VolumeError(f"{where}: expected {expected}; received {received}.")
         if fmt == "npy":
             try:

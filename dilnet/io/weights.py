@@ -38,7 +38,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ConfigError, WeightsError, invalid
-from .arrays import HEADER_ERRORS, FileProblem, check_npy_member, kind_of
+from .arrays import HEADER_ERRORS, KIND_NAMES, FileProblem, check_npy_member, kind_of
 
 __all__ = [
     "FORMAT",
@@ -508,9 +508,7 @@ def read_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
         fileobj.seek(0)
         if kind != "zip":
             # numpy would answer a pickle with "use allow_pickle": never the fix
-            received = {"npy": "an .npy array file", "gzip": "a gzip file",
-                        "pickle": "a Python pickle, which is never loaded",
-                        "unknown": "a file of another kind"}[kind]  # fmt: skip
+            received = KIND_NAMES.get(kind, "a file of another kind")
             raise WeightsError(
                 f"{where}: not a dilnet weights checkpoint. Expected an .npz (zip) archive written "
                 f"by Model.save or save_checkpoint; received {received}."

@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 import dilnet_zoo
+from dilnet.io.weights import atomic_write
 from dilnet.model.metrics import dice_per_class
 
 HERE = Path(__file__).resolve().parent.parent
@@ -203,9 +204,8 @@ def record_evaluation(name, directory=None, log=print) -> dict:
     record["metrics"]["colin27"] = {
         condition: {k: v for k, v in row.items() if k != "notes"} for condition, row in rows.items()
     }
-    tmp = record_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(record_path)
+    text = (json.dumps(record, indent=1) + "\n").encode()
+    atomic_write(record_path, lambda f: f.write(text))
     return record
 
 
