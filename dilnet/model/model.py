@@ -347,7 +347,12 @@ class Model:
 
         Where `compiles_per_shape`, a last short batch is filled up to `batch_size` with copies
         of its last sample (their predictions dropped), so that it reuses the compiled shape;
-        a batch that is the only one is run as it is."""
+        a batch that is the only one is run as it is.
+
+        Like `fit` and `evaluate`, it takes `x` as the network sees it: `input_contract` is
+        **not** applied here. Give raw volumes to `dilnet.inference.predict_volume` (intensity
+        scaling) or images to `dilnet.preprocessing.predict_image` (orientation, voxel size and
+        intensities)."""
         return trainer.predict(self, x, batch_size=batch_size, verbose=verbose)
 
     def predict_on_batch(self, x):
