@@ -15,6 +15,7 @@ from . import compiler as compiler
 from . import errors as errors
 from . import init as init
 from . import layers as layers
+from . import modes as modes
 from . import nonlinearities as nonlinearities
 from . import objectives as objectives
 from . import random as random

@@ -206,7 +206,7 @@ class _WorkerModel:
             self._function = pytensor.function(
                 [self.network.input_layer.input_var],
                 self.network.get_output(deterministic=True),
-                mode="CVM",
+                mode="NUMPY",  # dilnet.modes: nothing for gcc to build on each worker
             )
         self._free = [self._function]
         self._lock = threading.Lock()

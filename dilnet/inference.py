@@ -37,6 +37,7 @@ float64, below 1e-6 in float32.
 
 import numpy as np
 
+from .allocator import release_freed_memory
 from .errors import ConfigError, ShapeError, VolumeError, invalid
 from .geometry import Halo as Halo
 from .tiling import DEFAULT_MEMORY_LIMIT as DEFAULT_MEMORY_LIMIT
@@ -151,12 +152,13 @@ def predict_volume(
         inwards rather than clipped, and a last short batch is filled up to `batch_size` with
         copies of its last crop (whose predictions are dropped) unless the batch is the only one
         of its shape. Default: the model's ``compiles_per_shape`` (True for a `Model` on the
-        JAX linker, where each new shape costs a compile; False for the C VM, where it costs
-        nothing and clipped crops are less work).
+        JAX linker, where each new shape costs a compile; False for the NUMPY mode and the C
+        VM, where it costs nothing and clipped crops are less work).
     normalize : bool or None
-        None (default): scale the intensities as ``model.input_contract`` says
-        (`dilnet.model.contract.normalize_intensities` over the whole volume, before tiling,
-        so every tile sees the same scaling); nothing when the model has no contract. False:
+        None (default): scale the intensities as ``model.input_contract`` says (the
+        percentiles of the whole volume, `dilnet.model.contract.intensity_scaling`, applied
+        crop by crop, so every tile sees the same scaling); nothing when the model has no
+        contract. False:
         the values as they are (already scaled, e.g. by `predict_image`). Either way NaN or
         infinite voxels are refused.
 
@@ -209,10 +211,12 @@ def predict_volume(
                                   normalize))  # fmt: skip
     contract = getattr(model, "input_contract", None) if normalize is None else None
     if contract is not None:
-        from .model.contract import normalize_intensities
+        from .model.contract import ScaledVolume, intensity_scaling
 
-        # percentiles of the whole volume, so that every tile is scaled alike; NaN refused
-        volume = normalize_intensities(volume, contract, network.rank, where="volume")
+        # percentiles of the whole volume (read slab by slab), so that every tile is scaled
+        # alike, then applied crop by crop: the scaled volume is never held whole; NaN refused
+        scaling = intensity_scaling(volume, contract, network.rank, where="volume")
+        volume = ScaledVolume(volume, scaling, has_channels)
     if same_shape is None:
         same_shape = bool(getattr(model, "compiles_per_shape", False))
     original = spatial
@@ -248,6 +252,7 @@ def predict_volume(
     for t in plan.tiles:
         groups.setdefault(t.crop_shape, []).append(t)
 
+    trim = len(plan.tiles) > 1
     with tqdm(total=len(plan.tiles), disable=not progress, desc=where, unit="tile") as bar:
         for crop_shape, tiles in groups.items():
             fill = plan.same_shape and len(tiles) > plan.batch_size
@@ -269,6 +274,12 @@ def predict_volume(
                 for t, pred in zip(batch, y[: len(batch)], strict=True):
                     out[(slice(None), *t.slices)] = pred[(slice(None), *t.inner_slices)]
                 bar.update(len(batch))
+                if trim:
+                    del x, y, crops, pred
+                    # hand the batch's freed arrays back: glibc keeps them in its heaps (one per
+                    # kernel thread), where crops of other shapes fragment them and the
+                    # process grows far past the limit (bench/memory_limit.py)
+                    release_freed_memory()
     if padded == original:
         return out
     cropped = out[(slice(None), *(slice(0, n) for n in original))]

@@ -26,6 +26,8 @@ from .utils import format_bytes, is_int
 
 __all__ = [
     "DEFAULT_MEMORY_LIMIT",
+    "FIXED_OVERHEAD",
+    "MIN_TILE_SIDE",
     "Tile",
     "TilePlan",
     "check_dense",
@@ -39,6 +41,20 @@ __all__ = [
 #: working memory per batch that `plan_tiles` aims for when neither `tile` nor `memory_limit`
 #: is given (bytes): the whole volume in one go when it fits, else the largest tiles that do.
 DEFAULT_MEMORY_LIMIT = 2**30
+
+#: what `predict_volume` may add to the process's peak memory beyond 1.25 times its
+#: `memory_limit` (the output array excluded): kernel workspaces that grow with the crop but are
+#: not in the estimate (oneDNN's reordered copies of a layer's input and output), the kernels'
+#: cache of compiled convolutions, one per crop shape, thread buffers and the slabs the
+#: contract's percentiles are read in (`dilnet.model.contract.SLAB_VALUES`). Measured by
+#: ``bench/memory_limit.py`` on the zoo network, both CPU kernels (docs/benchmarks.md).
+FIXED_OVERHEAD = 128 * 2**20
+
+#: the smallest output tile side (voxels, rounded up to the period; the whole axis where
+#: shorter) that a `memory_limit` may choose: a limit too small for it is refused with the
+#: smallest workable value. Smaller tiles are mostly halo: the zoo's context3d-basic (a halo
+#: of 34 voxels each side) computes a 76^3 crop to predict 8^3 voxels, 860 times the work.
+MIN_TILE_SIDE = 8
 
 _UNITS = {
     "": 1, "b": 1,
@@ -322,7 +338,11 @@ def plan_tiles(
     memory_limit : int or str, optional
         Bytes (or ``'2GiB'``, ``'512MB'``, see `parse_memory`) one batch may use: the largest
         tile, as near a cube as the volume allows, whose estimate (`TilePlan.estimate`) fits.
-        Default: `DEFAULT_MEMORY_LIMIT` (so the whole volume in one go when it fits in 1 GiB).
+        What `predict_volume` then adds to the process's peak memory stays within 1.25 times
+        the limit plus `FIXED_OVERHEAD` (measured: ``bench/memory_limit.py``). Tiles are at
+        least `MIN_TILE_SIDE` voxels a side; a limit too small for that is refused with the
+        smallest workable value. Default: `DEFAULT_MEMORY_LIMIT` (so the whole volume in one
+        go when it fits in 1 GiB).
     batch_size : int
         Crops per ``predict_on_batch`` call; counted in the estimate.
     same_shape : bool
@@ -424,10 +444,11 @@ def _tile_for_limit(network, spatial, halo, limit, batch_size, itemsize, given, 
         tile = _cube(side, spatial, halo)
         return _estimate(network, tile, _largest_crop(tile, spatial, halo), batch_size, itemsize)
 
-    # the estimate grows with the side, so bisect for the largest side that fits
-    low, high = 1, max(spatial)
+    # the estimate grows with the side, so bisect for the largest side that fits, from the
+    # smallest side worth a crop (below it, the halo is nearly all of every crop)
+    low, high = MIN_TILE_SIDE, max(spatial, default=MIN_TILE_SIDE)
     if cost(low) > limit:
-        smallest = _cube(1, spatial, halo)
+        smallest = _cube(low, spatial, halo)
         raise ConfigError(
             invalid(
                 where,

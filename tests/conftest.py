@@ -13,6 +13,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 # under mode="CVM"). Saying so up front makes PyTensor call numpy for those products instead.
 pytensor.config.blas__ldflags = ""
 
+# dilnet's default mode for every graph a test compiles without naming one (PyTensor's own
+# default, Numba, JITs each new graph for seconds): what `Model` uses, and what the porting
+# guide tells Lasagne users to set
+import dilnet.modes  # noqa: E402
+
+pytensor.config.mode = dilnet.modes.NUMPY
+
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 

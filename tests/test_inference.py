@@ -492,7 +492,7 @@ def test_memory_limit_below_the_smallest_tile():
         ConfigError,
         match=r"predict_volume: invalid value for `memory_limit`. Expected at least \d+ bytes "
         r"\(.*\), the estimated memory of one batch \(batch_size=1\) of the smallest tile "
-        r"\(1, 1, 1\) with its halo \(crop \(17, 17, 17\)\); received memory_limit='10kB'.",
+        r"\(8, 8, 8\) with its halo \(crop \(20, 20, 20\)\); received memory_limit='10kB'.",
     ):
         predict_volume(model("dilated3d"), volume((2, 20, 20, 20)), memory_limit="10kB")
 

@@ -1,5 +1,6 @@
-"""Where a `Model` computes: the CPU (PyTensor's C VM, or its JAX linker) or a CUDA GPU (the
-JAX linker, with parameters and optimizer state kept as device arrays between steps).
+"""Where a `Model` computes: the CPU (dilnet's NUMPY mode, PyTensor's C VM or its JAX linker)
+or a CUDA GPU (the JAX linker, with parameters and optimizer state kept as device arrays
+between steps).
 
 ``Model(spec, device="cuda")`` compiles every function with PyTensor's JAX linker on the first
 CUDA GPU JAX sees (``"cuda:1"`` the second); only the batches move to the device and only the
@@ -36,7 +37,7 @@ _RNG_WARNING = r"The RandomType SharedVariables .* will not be used in the compi
 @attrs.frozen
 class Device:
     """A resolved device: `kind` ('cpu' or 'cuda'), its `index`, and the JAX device object
-    (None for the C VM on the CPU)."""
+    (None for the NUMPY mode or the C VM on the CPU)."""
 
     kind: str
     index: int = 0
@@ -176,7 +177,7 @@ class OnDevice:
 
 def on_device(fn, device, x64):
     """`fn` as the model calls it: through `OnDevice` where `device` has a JAX device, else
-    `fn` itself (the C VM)."""
+    `fn` itself (the NUMPY mode, the C VM)."""
     return fn if device.jax_device is None else OnDevice(fn, device, x64)
 
 

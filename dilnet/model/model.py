@@ -31,10 +31,11 @@ from .optimizers import get_optimizer
 
 __all__ = ["DEFAULT_MODE", "Model"]
 
-#: PyTensor mode of compiled functions. Measured on 2 CPU cores (bench/port_modes.py,
-#: bench/model.py): the C VM runs a training step as fast as Numba's JIT but compiles a new
-#: graph in about a second from its on-disk cache, where Numba JITs for tens of seconds.
-DEFAULT_MODE = "CVM"
+#: PyTensor mode of compiled functions: dilnet's ``"NUMPY"`` (`dilnet.modes`: FAST_RUN's
+#: rewrites, numpy elementwise work, nothing built by gcc). Measured on 2 CPU cores
+#: (``bench/cold_start.py``, docs/benchmarks.md): the first training step of a fresh process
+#: comes several times sooner than with the C VM's cold cache, and steps run as fast.
+DEFAULT_MODE = "NUMPY"
 
 _DTYPES = ("float32", "float64")
 
@@ -63,8 +64,9 @@ class Model:
     dtype : 'float32' or 'float64'
         Parameters, inputs and outputs.
     mode : str or pytensor Mode, optional
-        How functions are compiled (default `DEFAULT_MODE`, the C VM; ``"JAX"`` on the CPU
-        takes the GPU's code path there).
+        How functions are compiled (default `DEFAULT_MODE`, dilnet's ``"NUMPY"`` mode,
+        `dilnet.modes`; ``"CVM"`` for PyTensor's C VM; ``"JAX"`` on the CPU takes the GPU's
+        code path there).
     seed : int, optional
         Seeds the initial weights and the dropout streams: equal seeds give equal models.
     device : {'cpu', 'cuda', 'cuda:N'}, optional
@@ -116,7 +118,7 @@ class Model:
                 invalid(
                     "Model",
                     "mode",
-                    "a PyTensor mode name (e.g. 'CVM', 'NUMBA', 'JAX', "
+                    "a PyTensor mode name (e.g. 'NUMPY', 'CVM', 'NUMBA', 'JAX', "
                     "'FAST_COMPILE') or a pytensor Mode",
                     mode,
                 )
@@ -338,7 +340,7 @@ class Model:
     @property
     def compiles_per_shape(self) -> bool:
         """Whether each new input shape costs a compile (True on the JAX linker: the device
-        path and ``mode="JAX"``; the C VM runs any shape). `predict` and
+        path and ``mode="JAX"``; the NUMPY mode and the C VM run any shape). `predict` and
         `dilnet.inference.predict_volume` then keep their calls to one shape."""
         return self.device.jax_device is not None
 

@@ -13,6 +13,7 @@ import pytensor
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, ShapeError, invalid
+from ..status import compiling
 from ..utils import is_int
 from .callbacks import Callback, History
 from .data import PatchSampler
@@ -34,16 +35,25 @@ __all__ = [
 # ------------------------------------------------------------------ functions
 
 
-def function(model, kind):
+_WHAT = {"train": "the training function", "eval": "the evaluation function",
+         "predict": "the prediction function"}  # fmt: skip
+
+
+def function(model, kind, verbose=1):
     """The model's compiled function of `kind`, compiled on first use and then reused:
     'train' ``(x, y) -> [loss, *metric counts]`` (one step: updates the parameters, the
     optimizer's state and the batch-norm averages), 'eval' (the same, deterministic, no
-    updates) or 'predict' ``x -> probabilities``. `Model.compile` drops all but 'predict'."""
+    updates) or 'predict' ``x -> probabilities``. `Model.compile` drops all but 'predict'.
+    A compile longer than a second says so (`dilnet.status.compiling`; `verbose` as there)."""
     if kind in model._functions:
         return model._functions[kind]
     x, y = model.network.input_layer.input_var, model._labels
     x64 = model.dtype == "float64"
-    with pytensor.config.change_flags(floatX=model.dtype), model.device.active(x64=x64):
+    with (
+        pytensor.config.change_flags(floatX=model.dtype),
+        model.device.active(x64=x64),
+        compiling(_WHAT[kind], verbose),
+    ):
         if kind == "predict":
             out = model.network.get_output(deterministic=True)
             fn = pytensor.function([x], out, mode=model.mode)
@@ -329,7 +339,7 @@ def fit(model, x, y, *, batch_size, epochs, steps_per_epoch, validation_data,
     callbacks = _check_callbacks(model, callbacks, validation_data, where)
     for cb in callbacks:
         cb.set_model(model)
-    fn = function(model, "train")
+    fn = function(model, "train", verbose)
     model.stop_training = False
     history = model.history = callbacks[0]
     try:
@@ -405,7 +415,7 @@ def evaluate(model, x, y, *, batch_size, verbose) -> dict:
 
 def _evaluate(model, x, y, *, batch_size, verbose=0) -> dict:
     """Loss and metrics of the deterministic network on checked `x`, `y`."""
-    fn = function(model, "eval")
+    fn = function(model, "eval", verbose)
     running = _Running(model)
     for s in tqdm(range(0, len(x), batch_size), disable=not verbose, desc="evaluate"):
         xb = x[s : s + batch_size]
@@ -419,7 +429,7 @@ def predict(model, x, *, batch_size, verbose):
     x = check_x(model, x, "Model.predict")
     check_int("Model.predict", "batch_size", batch_size)
     check_verbose("Model.predict", verbose)
-    fn = function(model, "predict")
+    fn = function(model, "predict", verbose)
     out = []
     for s in tqdm(range(0, len(x), batch_size), disable=not verbose, desc="predict"):
         batch = x[s : s + batch_size]

@@ -1,0 +1,171 @@
+"""dilnet's default PyTensor mode: FAST_RUN's rewrites, numpy kernels, nothing compiled.
+
+PyTensor's C VM fuses each chain of elementwise operations into a C module written for that
+graph and builds it with gcc: about 70 modules for the README's example, 47 s of a 52 s first
+run on a 2-core machine, again for any new graph while the compile cache is cold. dilnet's heavy
+work is in its own convolution Ops, whose kernels are numpy/BLAS or PyTorch either way, so the
+elementwise work around them is left to numpy: the ``"NUMPY"`` mode keeps every FAST_RUN rewrite
+except elementwise fusion, runs every node in Python (PyTensor's VM, no C thunks, no C loop), and
+swaps each `Elemwise` for `NumpyElemwise`, which computes with one numpy call where PyTensor's
+Python fallback would loop in Python per element (n-ary sums and products, casts, clips) and
+writes in place into its input where PyTensor's rewrites asked for it (PyTensor's own Python
+path computes a new array and copies it back).
+
+Measured by ``bench/cold_start.py`` (docs/benchmarks.md); `dilnet.model.Model` uses it by
+default and ported Lasagne code can ask for it: ``pytensor.function(..., mode="NUMPY")`` (the
+name is registered when ``dilnet`` is imported) or ``dilnet.modes.NUMPY``. The C VM (``"CVM"``),
+Numba (``"NUMBA"``) and the JAX linker stay selectable.
+"""
+
+import functools
+import sys
+
+import numpy as np
+from pytensor.compile import optdb
+from pytensor.compile.mode import Mode, predefined_modes, register_mode
+from pytensor.graph.rewriting.basic import in2out, node_rewriter
+from pytensor.graph.rewriting.db import RewriteDatabaseQuery
+from pytensor.link.vm import VMLinker
+from pytensor.scalar import basic as ps
+from pytensor.tensor.elemwise import Elemwise
+from pytensor.tensor.rewriting.ofg import inline_ofg_node
+from pytensor.tensor.symbolic import TensorSymbolicOp
+
+__all__ = ["NUMPY", "NumpyElemwise", "PythonVMLinker"]
+
+
+def _nary(ufunc):
+    def run(inputs, target):
+        result = np.asarray(ufunc(inputs[0], inputs[1]))
+        for x in inputs[2:]:
+            if result.shape == np.broadcast_shapes(result.shape, np.shape(x)) and (
+                np.result_type(result, x) == result.dtype
+            ):
+                ufunc(result, x, out=result)
+            else:
+                result = np.asarray(ufunc(result, x))
+        return result
+
+    return run
+
+
+def _clip(inputs, target):
+    return np.clip(*inputs, out=target)
+
+
+@functools.cache
+def _binary_ufunc(name):
+    return getattr(np, name, None)
+
+
+class NumpyElemwise(Elemwise):
+    """An `Elemwise` computed by numpy calls on whole arrays (PyTensor's Python fallback for an
+    n-ary sum, a cast or a clip builds a Python function called per element), writing in place
+    where its ``inplace_pattern`` says so. Anything else is computed as `Elemwise` does."""
+
+    def _numpy(self, node):
+        fn = getattr(node.tag, "dilnet_numpy", False)
+        if fn is not False:
+            return fn
+        fn = None
+        scalar, nin = self.scalar_op, len(node.inputs)
+        if len(node.outputs) == 1 and not hasattr(node.tag, "sig"):
+            if isinstance(scalar, ps.Add) and nin > 2:
+                fn = _nary(np.add)
+            elif isinstance(scalar, ps.Mul) and nin > 2:
+                fn = _nary(np.multiply)
+            elif isinstance(scalar, ps.Cast):
+                dtype = node.outputs[0].dtype
+                fn = lambda inputs, target: inputs[0].astype(dtype)  # noqa: E731
+            elif isinstance(scalar, ps.Clip):
+                fn = _clip
+            elif (spec := getattr(scalar, "nfunc_spec", None)) and spec[1] == nin:
+                ufunc = _binary_ufunc(spec[0])
+                if isinstance(ufunc, np.ufunc) and ufunc.nout == 1:
+                    fn = lambda inputs, target: ufunc(*inputs, out=target)  # noqa: E731
+        node.tag.dilnet_numpy = fn
+        return fn
+
+    def perform(self, node, inputs, output_storage):
+        fn = self._numpy(node)
+        if fn is None:
+            return super().perform(node, inputs, output_storage)
+        self._check_runtime_broadcast(node, inputs)
+        dtype = node.outputs[0].dtype
+        target = None
+        if 0 in self.inplace_pattern:
+            candidate = inputs[self.inplace_pattern[0]]
+            if candidate.dtype == dtype and candidate.flags.writeable:
+                target = candidate
+        with np.errstate(all="ignore"):
+            try:
+                result = fn(inputs, target)
+            except TypeError:  # a cast numpy will not do into `target`: compute, then copy
+                result = fn(inputs, None)
+        result = np.asarray(result)
+        if result.dtype != dtype:
+            result = result.astype(dtype)
+        if target is not None and result is not target:
+            target[...] = result
+            result = target
+        elif target is None and not result.flags.owndata:
+            result = result.copy()
+        output_storage[0][0] = result
+
+
+@node_rewriter([Elemwise])
+def _to_numpy_elemwise(fgraph, node):
+    if type(node.op) is not Elemwise:
+        return None
+    op = NumpyElemwise(node.op.scalar_op, node.op.inplace_pattern)
+    return op.make_node(*node.inputs).outputs
+
+
+@node_rewriter([TensorSymbolicOp])
+def _inline_symbolic(fgraph, node):
+    # PyTensor's Softmax (and others) are graphs in one node whose first call compiles the
+    # inner graph in the default mode -- Numba's JIT, seconds -- whatever the outer mode
+    return inline_ofg_node(node)
+
+
+# After every other rewrite (stabilisation included), only in the NUMPY mode's query
+optdb.register(
+    "dilnet_inline_symbolic",
+    in2out(_inline_symbolic, name="dilnet_inline_symbolic"),
+    "dilnet_numpy",
+    position=199,
+)
+optdb.register(
+    "dilnet_numpy_elemwise",
+    in2out(_to_numpy_elemwise, name="dilnet_numpy_elemwise", ignore_newtrees=True),
+    "dilnet_numpy",
+    position=200,
+)
+
+class PythonVMLinker(VMLinker):
+    """PyTensor's VM in Python (``use_cloop=False``) that does not build the C loop it does not
+    use: `VMLinker.make_vm` imports ``pytensor.link.c.cvm`` whatever ``use_cloop`` says, and
+    that import builds ``lazylinker_ext`` with gcc on a machine that has none yet (1.3 s).
+    Where the module is loaded already (another mode used it), it is used as is."""
+
+    def make_vm(self, *args, **kwargs):
+        name = "pytensor.link.c.cvm"
+        if self.use_cloop or name in sys.modules:
+            return super().make_vm(*args, **kwargs)
+        sys.modules[name] = None  # the import in make_vm raises ImportError: no C loop
+        try:
+            return super().make_vm(*args, **kwargs)
+        finally:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+
+
+#: The mode: FAST_RUN's rewrites without elementwise fusion, a Python VM without C thunks,
+#: `NumpyElemwise` for every elementwise node. Registered as ``"NUMPY"``.
+NUMPY = Mode(
+    PythonVMLinker(use_cloop=False, c_thunks=False),
+    RewriteDatabaseQuery(include=["fast_run", "dilnet_numpy"], exclude=["fusion", "inplace"]),
+)
+
+if "NUMPY" not in predefined_modes:
+    register_mode("NUMPY", NUMPY)

@@ -1,0 +1,174 @@
+"""dilnet's NUMPY mode (`dilnet.modes`): numpy elementwise work, nothing compiled by gcc, the
+same numbers as the C VM; and the compile status line (`dilnet.status`)."""
+
+import io
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from pytensor.scalar import basic as ps
+
+import dilnet
+from dilnet import Sequential, status
+from dilnet import blocks as B
+from dilnet.model import Model
+from dilnet.modes import NUMPY, NumpyElemwise
+
+
+def test_elementwise_nodes_compute_what_numpy_computes():
+    a, b, c = pt.matrices("a", "b", "c")
+    i = pt.imatrix("i")
+    outputs = [a + b + c, a * b * c * 2, pt.clip(a, 0.2, 0.5), pt.cast(a * 10, "int32"),
+               pt.sigmoid(a), i + a, pt.maximum(a, b) - c / 3, a ** 2]  # fmt: skip
+    f = pytensor.function([a, b, c, i], outputs, mode="NUMPY")
+    elementwise = [
+        n.op for n in f.maker.fgraph.toposort() if isinstance(n.op, pt.elemwise.Elemwise)
+    ]
+    assert elementwise and all(type(op) is NumpyElemwise for op in elementwise)
+    rng = np.random.default_rng(0)
+    A, Bm, C = (rng.random((3, 4)) for _ in range(3))
+    I = rng.integers(-5, 5, (3, 4)).astype(np.int32)
+    got = f(A, Bm, C, I)
+    expected = [A + Bm + C, A * Bm * C * 2, np.clip(A, 0.2, 0.5), (A * 10).astype(np.int32),
+                1 / (1 + np.exp(-A)), I + A, np.maximum(A, Bm) - C / 3, A**2]  # fmt: skip
+    for g, e in zip(got, expected, strict=True):
+        assert g.dtype == e.dtype
+        np.testing.assert_allclose(g, e, rtol=1e-12)
+
+
+def test_an_inplace_node_writes_into_its_input():
+    x, y = pt.vectors("x", "y")
+    op = NumpyElemwise(ps.add, {0: 0})
+    node = op.make_node(x, y)
+    data = np.arange(3.0)
+    storage = [[None]]
+    op.perform(node, [data, np.ones(3)], storage)
+    assert storage[0][0] is data
+    np.testing.assert_array_equal(data, [1.0, 2.0, 3.0])
+    three = NumpyElemwise(ps.add, {0: 1}).make_node(x, y, x)
+    data = np.arange(3.0)
+    op3 = three.op
+    op3.perform(three, [np.ones(3), data, np.ones(3)], storage)
+    assert storage[0][0] is data
+    np.testing.assert_array_equal(data, [2.0, 3.0, 4.0])
+
+
+def _tiny():
+    return Sequential([B.Input(channels=1), B.Conv(filters=3, batch_norm=True),
+                       B.ContextModule(channels=3, dilations=(1, 2)),
+                       B.Classifier(num_classes=3)])  # fmt: skip
+
+
+def test_training_matches_the_c_vm():
+    rng = np.random.default_rng(1)
+    x = rng.random((2, 1, 10, 10, 10)).astype(np.float32)
+    y = rng.integers(0, 3, (2, 10, 10, 10))
+    results = {}
+    for mode in ("NUMPY", "CVM"):
+        model = Model(_tiny(), seed=0, mode=mode)
+        model.compile("adam", "crossentropy+dice", ["dice"], learning_rate=0.01)
+        losses = [model.train_on_batch(x, y)["loss"] for _ in range(3)]
+        results[mode] = losses, model.predict(x), model.get_weights()
+    assert Model(_tiny()).mode == "NUMPY"
+    np.testing.assert_allclose(results["NUMPY"][0], results["CVM"][0], rtol=1e-5)
+    np.testing.assert_allclose(results["NUMPY"][1], results["CVM"][1], atol=1e-5)
+    for w, v in zip(results["NUMPY"][2], results["CVM"][2], strict=True):
+        np.testing.assert_allclose(w, v, atol=1e-5)
+
+
+CHILD = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from dilnet import Sequential, blocks as B
+    from dilnet.model import Model
+    model = Model(Sequential([B.Input(channels=1), B.Conv(filters=3),
+                              B.ContextModule(channels=3, dilations=(1, 2)),
+                              B.Classifier(num_classes=3)]), seed=0)
+    model.compile("adam", "crossentropy+dice", ["dice"])
+    x = np.random.default_rng(0).random((1, 1, 8, 8, 8)).astype("float32")
+    model.train_on_batch(x, np.zeros((1, 8, 8, 8), dtype="int64"))
+    model.predict(x)
+    print("numba" in sys.modules, "pytensor.link.numba.dispatch" in sys.modules)
+""")
+
+
+def test_a_fresh_process_trains_without_building_c_modules_or_jitting(tmp_path):
+    cache = tmp_path / "compiledir"
+    env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={cache}")
+    done = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # no Numba dispatch (PyTensor's Softmax would JIT its inner graph on its first call)
+    assert done.stdout.split()[-1] == "False"
+    built = [p for p in cache.rglob("*") if p.suffix in (".so", ".cpp", ".c")]
+    assert built == [], built[:5]
+
+
+def test_config_mode_takes_the_mode_object():
+    assert isinstance(dilnet.modes.NUMPY, pytensor.compile.mode.Mode)
+    x = pt.vector()
+    with pytensor.config.change_flags(mode=NUMPY):
+        f = pytensor.function([x], x * 2 + 1)
+    assert f.maker.mode is NUMPY
+    np.testing.assert_array_equal(f(np.arange(3.0)), [1.0, 3.0, 5.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# The compile status line
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_long_compile_shows_a_live_line_on_a_terminal(caplog):
+    stream = Terminal()
+    with caplog.at_level(logging.INFO, logger="dilnet"):
+        with status.compiling("the thing", stream=stream, after=0.05):
+            time.sleep(0.4)
+    text = stream.getvalue()
+    assert text.startswith("\rcompiling the thing... 0.")
+    assert text.count("\rcompiling the thing...") >= 2  # it counts
+    last = text.rsplit("\r", 1)[1]
+    assert last.startswith("compiled the thing in 0.") and last.endswith(" s\x1b[K\n")
+    assert [r.getMessage()[:22] for r in caplog.records] == ["compiled the thing in "]
+
+
+def test_nothing_on_a_pipe_or_for_a_short_compile(capsys):
+    stream = io.StringIO()
+    with status.compiling("the thing", stream=stream, after=0.05):
+        time.sleep(0.2)
+    assert stream.getvalue() == ""
+    terminal = Terminal()
+    with status.compiling("the thing", stream=terminal, after=5):
+        pass
+    assert terminal.getvalue() == ""
+    assert capsys.readouterr().out == ""
+
+
+def test_verbose_2_prints_one_line_anywhere(capsys, monkeypatch):
+    monkeypatch.setattr(status, "AFTER", 0.0)
+    model = Model(_tiny(), seed=0)
+    model.compile("sgd", "crossentropy")
+    x = np.zeros((1, 1, 6, 6, 6), np.float32)
+    model.fit(x, np.zeros((1, 6, 6, 6), np.int64), epochs=1, verbose=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("compiled the training function in ") and lines[0].endswith(" s")
+    assert sum("compiled" in line for line in lines) == 1
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_live_line_can_be_turned_off(monkeypatch, enabled):
+    monkeypatch.setattr(status, "enabled", enabled)
+    stream = Terminal()
+    with status.compiling("x", stream=stream, after=0.01):
+        time.sleep(0.1)
+    assert ("compiling x" in stream.getvalue()) is enabled
