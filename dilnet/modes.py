@@ -142,6 +142,7 @@ optdb.register(
     position=200,
 )
 
+
 class PythonVMLinker(VMLinker):
     """PyTensor's VM in Python (``use_cloop=False``) that does not build the C loop it does not
     use: `VMLinker.make_vm` imports ``pytensor.link.c.cvm`` whatever ``use_cloop`` says, and
