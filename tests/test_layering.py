@@ -18,9 +18,9 @@ LAYERS = [
     # arithmetic, errors, file formats: numpy and the standard library only
     ["dilnet._version", "dilnet.errors", "dilnet.utils", "dilnet.shapes", "dilnet.state",
      "dilnet.random", "dilnet.allocator", "dilnet.io.arrays", "dilnet.io.weights",
-     "dilnet.io.volume"],
-    # the correlation Op family and its kernels / linker registrations
-    ["dilnet.ops", "dilnet.backends"],
+     "dilnet.io.volume", "dilnet.status"],
+    # the correlation Op family and its kernels / linker registrations; dilnet's PyTensor mode
+    ["dilnet.ops", "dilnet.backends", "dilnet.modes"],
     # the Lasagne-style layer graph and Lasagne's module names
     ["dilnet.layers", "dilnet.init", "dilnet.nonlinearities", "dilnet.objectives",
      "dilnet.updates", "dilnet.regularization", "dilnet.interop"],

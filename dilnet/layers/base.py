@@ -51,11 +51,18 @@ class Layer:
     def __init__(self, incoming, name=None):
         if isinstance(incoming, tuple):
             self.input_shape, self.input_layer = incoming, None
-        elif isinstance(incoming, Layer):
+        elif isinstance(incoming, Layer) or _has_output_shape(incoming):
+            # as Lasagne: anything with an `output_shape` feeds a layer (its tests pass
+            # `Mock(output_shape=...)`); a non-Layer is a leaf of the graph (`get_all_layers`)
             self.input_shape, self.input_layer = incoming.output_shape, incoming
         else:
             raise ConfigError(
-                invalid(type(self).__name__, "incoming", "a Layer or a shape tuple", incoming)
+                invalid(
+                    type(self).__name__,
+                    "incoming",
+                    "a Layer, an object with an output_shape, or a shape tuple",
+                    incoming,
+                )
             )
         self.name = name
         self.params = OrderedDict()
@@ -108,6 +115,15 @@ class Layer:
         return param
 
 
+def _has_output_shape(incoming) -> bool:
+    """Whether `incoming` duck-types a layer: it has an ``output_shape`` that is a sequence."""
+    try:
+        shape = incoming.output_shape
+    except Exception:  # noqa: BLE001 -- any failure to read it: not a layer
+        return False
+    return isinstance(shape, list | tuple)
+
+
 class MergeLayer(Layer):
     """Base class of layers with several inputs (`incomings`: layers or shape tuples)."""
 
@@ -121,12 +137,17 @@ class MergeLayer(Layer):
             if isinstance(incoming, tuple):
                 self.input_shapes.append(incoming)
                 self.input_layers.append(None)
-            elif isinstance(incoming, Layer):
+            elif isinstance(incoming, Layer) or _has_output_shape(incoming):
                 self.input_shapes.append(incoming.output_shape)
                 self.input_layers.append(incoming)
             else:
                 raise ConfigError(
-                    invalid(type(self).__name__, "incomings", "Layers or shape tuples", incoming)
+                    invalid(
+                        type(self).__name__,
+                        "incomings",
+                        "Layers, objects with an output_shape, or shape tuples",
+                        incoming,
+                    )
                 )
         self.name = name
         self.params = OrderedDict()

@@ -34,6 +34,11 @@ def _as_list(layer_or_layers):
 
 
 def _inputs_of(layer):
+    # only dilnet Layers are followed: an object that merely has an `output_shape` (Lasagne
+    # accepts one as an incoming layer) is a leaf; following its attributes could go on forever
+    # (a Mock's `input_layer` is a new Mock)
+    if not isinstance(layer, Layer):
+        return []
     if isinstance(layer, MergeLayer):
         return [x for x in layer.input_layers if x is not None]
     return [] if layer.input_layer is None else [layer.input_layer]
@@ -116,6 +121,11 @@ def get_output(layer_or_layers, inputs=None, **kwargs):
     for layer in all_layers:
         if layer in outputs:
             continue
+        if not isinstance(layer, Layer):
+            raise ConfigError(
+                f"get_output: {layer!r} feeds the network but is not a dilnet Layer (it only has "
+                "an output_shape); give its output expression in `inputs` as {layer: expression}."
+            )
         if isinstance(layer, MergeLayer):
             parents = layer.input_layers
         else:

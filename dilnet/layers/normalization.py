@@ -1,6 +1,9 @@
 """Batch normalization (Ioffe & Szegedy 2015) with Lasagne's `BatchNormLayer` contract."""
 
+import warnings
+
 import pytensor.tensor as pt
+from pytensor.graph.replace import clone_replace
 
 from .. import init, nonlinearities
 from ..errors import ConfigError, invalid
@@ -124,14 +127,22 @@ class BatchNormLayer(Layer):
             batch_mean = input.mean(self.axes)
             batch_inv_std = 1 / pt.sqrt(input.var(self.axes) + self.epsilon)
             a = pt.cast(self.alpha, self.mean.dtype)
-            add_state_update(
-                out, self.mean, ((1 - a) * self.mean + a * batch_mean).astype(self.mean.dtype)
-            )
-            add_state_update(
-                out,
-                self.inv_std,
-                ((1 - a) * self.inv_std + a * batch_inv_std).astype(self.inv_std.dtype),
-            )
+            new_mean = ((1 - a) * self.mean + a * batch_mean).astype(self.mean.dtype)
+            new_inv_std = ((1 - a) * self.inv_std + a * batch_inv_std).astype(self.inv_std.dtype)
+            # As Lasagne: clones sharing the averages' storage carry the same updates as
+            # default updates, so that any function compiled from this output -- also a plain
+            # `pytensor.function` without `updates=` -- moves the averages. They enter the graph
+            # as `0 * clone` (rewritten away); where `updates=` also holds the explicit update
+            # (dilnet's rules, `Model`), both compute the same value from the old one.
+            for stored, new_value in ((self.mean, new_mean), (self.inv_std, new_inv_std)):
+                running = stored.clone()
+                with warnings.catch_warnings():
+                    # PyTensor 3 deprecates setting it, and still applies it (tested)
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    running.default_update = clone_replace(new_value, {stored: running})
+                out = out + 0 * running.sum().astype(out.dtype)
+            for variable, new_value in ((self.mean, new_mean), (self.inv_std, new_inv_std)):
+                add_state_update(out, variable, new_value)
         return out
 
 

@@ -294,8 +294,10 @@ class Model:
             Called at the start and end of training, each epoch and each batch.
         verbose : int
             1: a progress bar per epoch with the running loss and metrics, then the epoch's
-            logs on one line; 2: only that line (as Keras: for logs that are not a terminal);
-            0: silent.
+            logs on one line; 2: only that line (as Keras: for logs that are not a terminal),
+            and one line for a compile longer than a second; 0: no bar or lines. Whatever
+            `verbose`, a compile longer than a second shows a status line on a terminal
+            (`dilnet.status`).
         shuffle : bool
             Shuffle array samples each epoch.
         seed : int, optional

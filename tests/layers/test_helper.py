@@ -123,3 +123,41 @@ def test_initializers_fill_parameters():
     np.testing.assert_array_equal(layer.W.get_value(), np.full((5, 3, 3, 3, 3), 0.5))
     np.testing.assert_array_equal(layer.b.get_value(), np.full(5, -1.0))
     assert layer.W.get_value().dtype == pytensor.config.floatX
+
+
+# ---------------------------------------------------------------------------------------------
+# Duck-typed incoming layers (Lasagne accepts any object with an `output_shape`)
+
+
+class _Shaped:
+    """Not a dilnet Layer: only an `output_shape`, as Lasagne's tests pass `Mock`s."""
+
+    def __init__(self, shape):
+        self.output_shape = shape
+
+
+def test_an_object_with_an_output_shape_feeds_a_layer():
+    from unittest import mock
+
+    import pytensor
+    import pytensor.tensor as pt
+
+    import dilnet.layers as L
+    from dilnet import ConfigError
+
+    for leaf in (_Shaped((None, 5)), mock.Mock(output_shape=(None, 5))):
+        dense = L.DenseLayer(leaf, num_units=3, nonlinearity=None)
+        assert dense.input_shape == (None, 5) and dense.output_shape == (None, 3)
+        # the leaf is not followed (a Mock's `input_layer` is a new Mock, for ever)
+        assert L.get_all_layers(dense) == [leaf, dense]
+        with pytest.raises(ConfigError, match=r"is not a dilnet Layer .* give its output"):
+            L.get_output(dense)
+        x = pt.matrix("x")
+        f = pytensor.function([x], L.get_output(dense, {leaf: x}))
+        data = np.random.default_rng(0).random((2, 5)).astype(pytensor.config.floatX)
+        W, b = dense.W.get_value(), dense.b.get_value()
+        np.testing.assert_allclose(f(data), data @ W + b, rtol=1e-6)
+    merged = L.ElemwiseSumLayer([_Shaped((None, 4)), L.InputLayer((None, 4))])
+    assert merged.output_shape == (None, 4)
+    with pytest.raises(ConfigError, match=r"Expected a Layer, an object with an output_shape"):
+        L.DenseLayer(object(), num_units=2)

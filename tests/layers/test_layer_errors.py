@@ -114,7 +114,7 @@ VOL = (None, 4, 9, 9, 9)
         (
             lambda i: L.Conv3DLayer("input", 4, 3),
             ConfigError,
-            r"`incoming`. Expected a Layer or a shape tuple",
+            r"`incoming`. Expected a Layer, an object with an output_shape, or a shape tuple",
         ),
     ],
 )
