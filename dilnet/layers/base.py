@@ -119,7 +119,7 @@ def _has_output_shape(incoming) -> bool:
     """Whether `incoming` duck-types a layer: it has an ``output_shape`` that is a sequence."""
     try:
         shape = incoming.output_shape
-    except Exception:  # noqa: BLE001 -- any failure to read it: not a layer
+    except Exception:  # any failure to read it: not a layer
         return False
     return isinstance(shape, list | tuple)
 
