@@ -17,7 +17,6 @@ name is registered when ``dilnet`` is imported) or ``dilnet.modes.NUMPY``. The C
 Numba (``"NUMBA"``) and the JAX linker stay selectable.
 """
 
-import functools
 import sys
 
 import numpy as np
@@ -53,11 +52,6 @@ def _clip(inputs, target):
     return np.clip(*inputs, out=target)
 
 
-@functools.cache
-def _binary_ufunc(name):
-    return getattr(np, name, None)
-
-
 class NumpyElemwise(Elemwise):
     """An `Elemwise` computed by numpy calls on whole arrays (PyTensor's Python fallback for an
     n-ary sum, a cast or a clip builds a Python function called per element), writing in place
@@ -69,19 +63,34 @@ class NumpyElemwise(Elemwise):
             return fn
         fn = None
         scalar, nin = self.scalar_op, len(node.inputs)
-        if len(node.outputs) == 1 and not hasattr(node.tag, "sig"):
-            if isinstance(scalar, ps.Add) and nin > 2:
-                fn = _nary(np.add)
-            elif isinstance(scalar, ps.Mul) and nin > 2:
-                fn = _nary(np.multiply)
-            elif isinstance(scalar, ps.Cast):
-                dtype = node.outputs[0].dtype
-                fn = lambda inputs, target: inputs[0].astype(dtype)  # noqa: E731
-            elif isinstance(scalar, ps.Clip):
-                fn = _clip
-            elif (spec := getattr(scalar, "nfunc_spec", None)) and spec[1] == nin:
-                ufunc = _binary_ufunc(spec[0])
-                if isinstance(ufunc, np.ufunc) and ufunc.nout == 1:
+        dtype = node.outputs[0].dtype
+        if len(node.outputs) != 1:
+            pass
+        elif isinstance(scalar, ps.Add) and nin > 2:
+            fn = _nary(np.add)
+        elif isinstance(scalar, ps.Mul) and nin > 2:
+            fn = _nary(np.multiply)
+        elif isinstance(scalar, ps.Cast):
+            fn = lambda inputs, target: inputs[0].astype(dtype)  # noqa: E731
+        elif isinstance(scalar, ps.Clip):
+            fn = _clip
+        elif isinstance(scalar, ps.Second):  # `fill`: the second input in the first's shape
+            fn = lambda inputs, target: np.array(  # noqa: E731
+                np.broadcast_to(inputs[1], np.broadcast_shapes(*(i.shape for i in inputs))),
+                dtype=dtype,
+            )
+        elif isinstance(scalar, ps.Identity):
+            fn = lambda inputs, target: np.array(inputs[0], dtype=dtype)  # noqa: E731
+        elif type(scalar).__name__ == "Softplus":
+            fn = lambda inputs, target: np.logaddexp(0, inputs[0], dtype=dtype)  # noqa: E731
+        else:
+            # numpy's or scipy.special's ufunc, as `Elemwise.prepare_node` found it
+            ufunc = getattr(self, "nfunc", None)
+            spec = self.nfunc_spec
+            if isinstance(ufunc, np.ufunc) and ufunc.nout == 1 and spec and spec[1] == nin:
+                if hasattr(node.tag, "sig"):  # integer inputs, float output: compute in it
+                    fn = lambda inputs, target: ufunc(*inputs, dtype=dtype)  # noqa: E731
+                else:
                     fn = lambda inputs, target: ufunc(*inputs, out=target)  # noqa: E731
         node.tag.dilnet_numpy = fn
         return fn

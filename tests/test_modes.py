@@ -43,6 +43,29 @@ def test_elementwise_nodes_compute_what_numpy_computes():
         np.testing.assert_allclose(g, e, rtol=1e-12)
 
 
+def test_no_elementwise_node_falls_back_to_a_python_loop_per_element():
+    # PyTensor's own Python path calls a Python function per element where numpy has no ufunc
+    # for the node (n-ary products with an integer first input, fill, softplus, scipy's
+    # special functions): 7.4 s instead of 0.2 s for three epochs of a small model
+    a = pt.matrix("a")
+    i = pt.bmatrix("i")
+    outputs = [i * a * a, pt.exp(i), pt.second(a, 3.0), pt.softplus(a), pt.sigmoid(a),
+               pt.erf(a), pt.true_div(i, i + 1)]  # fmt: skip
+    f = pytensor.function([a, i], outputs, mode="NUMPY")
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(3, 4))
+    Ib = rng.integers(1, 5, (3, 4)).astype(np.int8)
+    got = f(A, Ib)
+    nodes = [n for n in f.maker.fgraph.toposort() if isinstance(n.op, NumpyElemwise)]
+    assert nodes and all(n.tag.dilnet_numpy is not None for n in nodes)
+    from scipy.special import erf, expit
+
+    expected = [Ib * A * A, np.exp(Ib.astype(np.float32)), np.full_like(A, 3.0),
+                np.log1p(np.exp(A)), expit(A), erf(A), Ib / (Ib + 1.0)]  # fmt: skip
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-6)
+
+
 def test_an_inplace_node_writes_into_its_input():
     x, y = pt.vectors("x", "y")
     op = NumpyElemwise(ps.add, {0: 0})
