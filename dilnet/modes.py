@@ -6,10 +6,11 @@ run on a 2-core machine, again for any new graph while the compile cache is cold
 work is in its own convolution Ops, whose kernels are numpy/BLAS or PyTorch either way, so the
 elementwise work around them is left to numpy: the ``"NUMPY"`` mode keeps every FAST_RUN rewrite
 except elementwise fusion, runs every node in Python (PyTensor's VM, no C thunks, no C loop), and
-swaps each `Elemwise` for `NumpyElemwise`, which computes with one numpy call where PyTensor's
-Python fallback would loop in Python per element (n-ary sums and products, casts, clips) and
-writes in place into its input where PyTensor's rewrites asked for it (PyTensor's own Python
-path computes a new array and copies it back).
+swaps each `Elemwise` for `NumpyElemwise`, which computes with one numpy (or scipy.special)
+call where PyTensor's Python fallback would call a Python function per element (n-ary sums and
+products, integer inputs with a float output, casts, clips, fill, softplus) and writes in place
+into its input where a rewrite asked for it (PyTensor's own Python path computes a new array
+and copies it back).
 
 Measured by ``bench/cold_start.py`` (docs/benchmarks.md); `dilnet.model.Model` uses it by
 default and ported Lasagne code can ask for it: ``pytensor.function(..., mode="NUMPY")`` (the
@@ -54,8 +55,9 @@ def _clip(inputs, target):
 
 class NumpyElemwise(Elemwise):
     """An `Elemwise` computed by numpy calls on whole arrays (PyTensor's Python fallback for an
-    n-ary sum, a cast or a clip builds a Python function called per element), writing in place
-    where its ``inplace_pattern`` says so. Anything else is computed as `Elemwise` does."""
+    n-ary sum, a cast, a clip, fill, softplus or an integer-input ufunc builds a Python function
+    called per element), writing in place where its ``inplace_pattern`` says so. A scalar op
+    none of those cover is computed as `Elemwise` does."""
 
     def _numpy(self, node):
         fn = getattr(node.tag, "dilnet_numpy", False)
