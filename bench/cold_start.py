@@ -31,6 +31,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from port_modes import PORT_GRAPH  # noqa: E402  (the same ported network)
 
 PRELUDE = """
 import sys, time
@@ -61,18 +64,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as T
 import dilnet as lasagne
-lasagne.random.set_rng(np.random.RandomState(0))
-net = lasagne.layers.InputLayer((None, 1, 12, 12))
-x = net.input_var
-net = lasagne.layers.Conv2DLayer(net, 8, (3, 3))
-net = lasagne.layers.MaxPool2DLayer(net, pool_size=(2, 2))
-net = lasagne.layers.DenseLayer(lasagne.layers.dropout(net, p=0.2), num_units=16)
-net = lasagne.layers.DenseLayer(net, num_units=2, nonlinearity=lasagne.nonlinearities.softmax)
-y = T.ivector()
-loss = lasagne.objectives.categorical_crossentropy(lasagne.layers.get_output(net), y).mean()
-params = lasagne.layers.get_all_params(net, trainable=True)
-updates = lasagne.updates.nesterov_momentum(loss, params, 0.05)
-t1 = time.perf_counter()
+{port_graph}t1 = time.perf_counter()
 f = pytensor.function([x, y], loss, updates=updates, mode=sys.argv[1])
 rng = np.random.default_rng(0)
 f(rng.random((16, 1, 12, 12)).astype(pytensor.config.floatX), rng.integers(0, 2, 16).astype("int32"))
@@ -133,7 +125,7 @@ def readme_code():
 
 def run(kind, mode, cache):
     code = PRELUDE + (readme_code() if kind == "readme" else CHILDREN[kind].format(
-        bench=str(ROOT / "bench")))  # fmt: skip
+        bench=str(ROOT / "bench"), port_graph=PORT_GRAPH))  # fmt: skip
     env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={cache}", NUMBA_CACHE_DIR=cache)
     done = subprocess.run([sys.executable, "-c", code, mode], env=env, capture_output=True,
                           text=True, cwd=ROOT, timeout=1200)  # fmt: skip

@@ -446,7 +446,7 @@ def _tile_for_limit(network, spatial, halo, limit, batch_size, itemsize, given, 
 
     # the estimate grows with the side, so bisect for the largest side that fits, from the
     # smallest side worth a crop (below it, the halo is nearly all of every crop)
-    low, high = MIN_TILE_SIDE, max(spatial, default=MIN_TILE_SIDE)
+    low, high = MIN_TILE_SIDE, max(spatial)
     if cost(low) > limit:
         smallest = _cube(low, spatial, halo)
         raise ConfigError(

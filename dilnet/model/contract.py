@@ -167,7 +167,7 @@ def _channels(volume, rank):
     return (lambda c, key: volume[(c, *key)]), int(volume.shape[0])
 
 
-def _slabs(volume, rank, channel, where):
+def _slabs(volume, rank, channel):
     """The float64 values of `channel`, read in slabs of about `SLAB_VALUES` along the first
     spatial axis (a memmap or zarr array is never read whole)."""
     read, _ = _channels(volume, rank)
@@ -179,10 +179,19 @@ def _slabs(volume, rank, channel, where):
         yield np.asarray(read(channel, key), dtype=np.float64)
 
 
-def _finite_as_float32(values):
-    """Which of `values` stay finite as float32 (those beyond its range become inf)."""
+def _non_finite(values) -> int:
+    """How many of `values` are NaN or infinite as float32 (those beyond its range become
+    inf)."""
     with np.errstate(over="ignore"):
-        return np.isfinite(values.astype(np.float32))
+        return values.size - np.count_nonzero(np.isfinite(values.astype(np.float32)))
+
+
+def _refuse_non_finite(bad, where):
+    if bad:
+        raise VolumeError(
+            f"{where}: {bad} voxel(s) are NaN or infinite (as float32); they would spread "
+            "through every receptive field they touch."
+        )
 
 
 def _order_keys(values):
@@ -231,20 +240,16 @@ def percentiles(volume, rank, channel, q, *, foreground="nonzero", where="volume
     """
 
     def slabs():
-        return _slabs(volume, rank, channel, where)
+        return _slabs(volume, rank, channel)
 
     def select(slab):
         return slab != 0 if foreground == "nonzero" else np.ones(slab.shape, bool)
 
     n = bad = 0
     for slab in slabs():
-        bad += slab.size - np.count_nonzero(_finite_as_float32(slab))
+        bad += _non_finite(slab)
         n += np.count_nonzero(select(slab))
-    if bad:
-        raise VolumeError(
-            f"{where}: {bad} voxel(s) are NaN or infinite (as float32); they would spread "
-            "through every receptive field they touch."
-        )
+    _refuse_non_finite(bad, where)
     if n == 0:
         raise VolumeError(
             f"{where}: expected foreground voxels to take percentiles of; received channel "
@@ -306,13 +311,7 @@ def intensity_scaling(volume, contract, rank, where="volume") -> IntensityScalin
     _, channels = _channels(volume, rank)
     if contract is None or contract.normalization == "none":
         for c in range(channels):  # the finiteness check, slab by slab
-            for slab in _slabs(volume, rank, c, where):
-                bad = slab.size - np.count_nonzero(_finite_as_float32(slab))
-                if bad:
-                    raise VolumeError(
-                        f"{where}: {bad} voxel(s) are NaN or infinite (as float32); they would "
-                        "spread through every receptive field they touch."
-                    )
+            _refuse_non_finite(sum(_non_finite(slab) for slab in _slabs(volume, rank, c)), where)
         return IntensityScaling((0.0,) * channels, (1.0,) * channels, clip=False)
     low, high = (
         (contract.low, contract.high) if contract.normalization == "percentile" else (0, 100)
