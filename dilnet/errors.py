@@ -15,6 +15,7 @@ __all__ = [
     "DilnetError",
     "ShapeError",
     "SpecError",
+    "UnsupportedError",
     "VolumeError",
     "WeightsError",
     "invalid",
@@ -38,6 +39,12 @@ class SpecError(ConfigError):
 
 class ShapeError(DilnetError, ValueError):
     """Tensors or layers do not fit together: rank, channels, groups, or sizes."""
+
+
+class UnsupportedError(DilnetError, NotImplementedError):
+    """A valid setting that a layer does not implement (as Lasagne, which raised
+    `NotImplementedError` for these): an even LRN window, a locally connected layer with
+    padding other than 'same' or a stride."""
 
 
 class WeightsError(DilnetError, ValueError):

@@ -28,6 +28,10 @@ from .conv import (
 )
 from .dense import (
     DenseLayer,
+    NINLayer,
+)
+from .embedding import (
+    EmbeddingLayer,
 )
 from .helper import (
     count_params,
@@ -40,6 +44,9 @@ from .helper import (
 )
 from .input import (
     InputLayer,
+)
+from .local import (
+    LocallyConnected2DLayer,
 )
 from .merge import (
     ConcatLayer,
@@ -58,7 +65,11 @@ from .noise import (
 )
 from .normalization import (
     BatchNormLayer,
+    LocalResponseNormalization2DLayer,
+    StandardizationLayer,
     batch_norm,
+    instance_norm,
+    layer_norm,
 )
 from .pool import (
     MaxPool1DLayer,
@@ -88,10 +99,16 @@ from .shape import (
 from .special import (
     BiasLayer,
     ExpressionLayer,
+    InverseLayer,
     NonlinearityLayer,
     ParametricRectifierLayer,
+    RandomizedRectifierLayer,
     ScaleLayer,
+    TPSTransformerLayer,
+    TransformerLayer,
     prelu,
+    rrelu,
+    standardize,
 )
 
 __all__ = [
@@ -111,15 +128,20 @@ __all__ = [
     "DropoutLayer",
     "ElemwiseMergeLayer",
     "ElemwiseSumLayer",
+    "EmbeddingLayer",
     "ExpressionLayer",
     "FlattenLayer",
     "GaussianNoiseLayer",
     "InputLayer",
+    "InverseLayer",
     "Layer",
+    "LocalResponseNormalization2DLayer",
+    "LocallyConnected2DLayer",
     "MaxPool1DLayer",
     "MaxPool2DLayer",
     "MaxPool3DLayer",
     "MergeLayer",
+    "NINLayer",
     "NonlinearityLayer",
     "PadLayer",
     "ParametricRectifierLayer",
@@ -127,9 +149,13 @@ __all__ = [
     "Pool2DLayer",
     "Pool3DLayer",
     "PoolLayer",
+    "RandomizedRectifierLayer",
     "ReshapeLayer",
     "ScaleLayer",
     "SliceLayer",
+    "StandardizationLayer",
+    "TPSTransformerLayer",
+    "TransformerLayer",
     "TransposedConv2DLayer",
     "TransposedConv3DLayer",
     "TransposedConvLayer",
@@ -155,12 +181,16 @@ __all__ = [
     "get_all_params",
     "get_output",
     "get_output_shape",
+    "instance_norm",
+    "layer_norm",
     "pad",
     "pad_tensor",
     "prelu",
     "reshape",
+    "rrelu",
     "set_all_param_values",
     "spatial_dropout",
+    "standardize",
 ]
 
 # Lasagne's cuDNN module names (`lasagne.layers.dnn`); not star-exported, as in Lasagne

@@ -1,4 +1,6 @@
-"""Batch normalization (Ioffe & Szegedy 2015) with Lasagne's `BatchNormLayer` contract."""
+"""Normalization layers with Lasagne's contracts: batch normalization (Ioffe & Szegedy 2015),
+local response normalization (Krizhevsky et al. 2012), standardization, and the `batch_norm`,
+`instance_norm` and `layer_norm` macros."""
 
 import warnings
 
@@ -6,12 +8,114 @@ import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace
 
 from .. import init, nonlinearities
-from ..errors import ConfigError, invalid
+from ..errors import ConfigError, ShapeError, UnsupportedError, invalid
 from ..utils import is_int
 from .base import Layer, add_state_update, describe
-from .special import NonlinearityLayer
+from .special import BiasLayer, NonlinearityLayer, ScaleLayer
 
-__all__ = ["BatchNormLayer", "batch_norm"]
+__all__ = [
+    "BatchNormLayer",
+    "LocalResponseNormalization2DLayer",
+    "StandardizationLayer",
+    "batch_norm",
+    "instance_norm",
+    "layer_norm",
+]
+
+
+class LocalResponseNormalization2DLayer(Layer):
+    """Local response normalization across channels (Krizhevsky et al. 2012).
+
+    ``y[:, c] = x[:, c] / (k + alpha * sum(x[:, j] ** 2 for j in window(c))) ** beta`` with
+    the window the `n` channels centred on ``c`` (fewer at the edges); `alpha` is not divided
+    by `n` (Lasagne's and pylearn2's convention).
+
+    Parameters
+    ----------
+    alpha, k, beta : float
+        Scale, offset and exponent.
+    n : int
+        Window width in channels, odd.
+
+    Notes
+    -----
+    The output shape is the input shape, (batch, channels, *spatial); the 2D in the name is
+    Lasagne's, any number of spatial axes works.
+    """
+
+    def __init__(self, incoming, alpha=1e-4, k=2, beta=0.75, n=5, **kwargs):
+        super().__init__(incoming, **kwargs)
+        where = describe(self)
+        if not is_int(n) or n < 1:
+            raise ConfigError(invalid(where, "n", "a positive odd int", n))
+        if n % 2 == 0:
+            raise UnsupportedError(
+                invalid(where, "n", "an odd window (only odd n works, as in Lasagne)", n)
+            )
+        if len(self.input_shape) < 2:
+            raise ShapeError(
+                invalid(where, "input shape", "(batch, channels, *spatial)", self.input_shape)
+            )
+        self.alpha, self.k, self.beta, self.n = alpha, k, beta, int(n)
+
+    def get_output_for(self, input, **kwargs):
+        half = self.n // 2
+        squares = pt.sqr(input)
+        pad = pt.zeros_like(squares[:, :half])
+        padded = pt.concatenate([pad, squares, pad], axis=1)
+        channels = input.shape[1]
+        window = sum(padded[:, i : i + channels] for i in range(self.n))
+        return input / (self.k + self.alpha * window) ** self.beta
+
+
+def _standardization_axes(where, axes, rank):
+    if axes == "auto":
+        axes = tuple(range(2, rank)) if rank > 2 else (1,)
+    elif axes == "spatial":
+        axes = tuple(range(2, rank))
+    elif axes == "features":
+        axes = tuple(range(1, rank))
+    elif is_int(axes):
+        axes = (axes,)
+    # no axes (a 2-d input's 'spatial'): each value is its own mean and the output is 0
+    if not isinstance(axes, tuple | list) or not all(is_int(a) and -rank <= a < rank for a in axes):
+        raise ConfigError(
+            invalid(
+                where, "axes", f"'auto', 'spatial', 'features' or axes of a {rank}-d input", axes
+            )
+        )
+    return tuple(sorted({a % rank for a in axes}))
+
+
+class StandardizationLayer(Layer):
+    """Normalize each example to zero mean and unit variance over `axes`; no parameters.
+
+    ``y = (x - mean) / sqrt(var + epsilon)`` with the statistics of each example (not of the
+    batch, unlike batch normalization), in training and in deterministic outputs alike.
+
+    Parameters
+    ----------
+    axes : 'auto', 'spatial', 'features', int or tuple of int
+        'spatial': all axes after the channel axis (instance normalization); 'features': all
+        axes after the batch axis (layer normalization); 'auto': 'spatial' for inputs with
+        spatial axes, else the feature axis 1.
+    epsilon : float
+        Added to the variance.
+
+    Notes
+    -----
+    The output shape is the input shape.
+    """
+
+    def __init__(self, incoming, axes="auto", epsilon=1e-4, **kwargs):
+        super().__init__(incoming, **kwargs)
+        self.axes = _standardization_axes(describe(self), axes, len(self.input_shape))
+        self.epsilon = epsilon
+
+    def get_output_for(self, input, **kwargs):
+        mean = input.mean(self.axes, keepdims=True)
+        std = pt.sqrt(input.var(self.axes, keepdims=True) + self.epsilon)
+        return (input - mean) / std
 
 
 class BatchNormLayer(Layer):
@@ -77,7 +181,8 @@ class BatchNormLayer(Layer):
                 invalid(
                     where,
                     "axes",
-                    f"all axes of unknown length in input shape {self.input_shape}",
+                    f"all axes of unknown length in input shape {self.input_shape} (the layer "
+                    "needs specified input sizes for all axes not normalized over)",
                     self.axes,
                 )
             )
@@ -91,9 +196,12 @@ class BatchNormLayer(Layer):
             if gamma is None
             else self.add_param(gamma, shape, "gamma", trainable=True, regularizable=True)
         )
-        self.mean = self.add_param(mean, shape, "mean", trainable=False, regularizable=False)
+        # tagged batch_norm_stat as in Lasagne: get_params(batch_norm_stat=True) finds them
+        self.mean = self.add_param(
+            mean, shape, "mean", trainable=False, regularizable=False, batch_norm_stat=True
+        )
         self.inv_std = self.add_param(
-            inv_std, shape, "inv_std", trainable=False, regularizable=False
+            inv_std, shape, "inv_std", trainable=False, regularizable=False, batch_norm_stat=True
         )
 
     def get_output_for(
@@ -146,23 +254,75 @@ class BatchNormLayer(Layer):
         return out
 
 
-def batch_norm(layer, **kwargs):
-    """Insert a `BatchNormLayer` after `layer`, moving its nonlinearity after the BN.
-
-    `layer`'s bias is removed (the BN's `beta` replaces it). As in Lasagne, a
-    `NonlinearityLayer` follows whenever `layer` has a nonlinearity (identity included). The BN layer is named
-    ``<layer name>_bn`` and the nonlinearity layer ``<layer name>_bn_nonlin`` when `layer` has
-    a name. Returns the last layer added.
-    """
+def _steal(layer):
+    """Take `layer`'s nonlinearity (leaving identity) and its bias; return the nonlinearity."""
     nonlinearity = getattr(layer, "nonlinearity", None)
     if nonlinearity is not None:
         layer.nonlinearity = nonlinearities.identity
     if getattr(layer, "b", None) is not None:
         del layer.params[layer.b]
         layer.b = None
-    bn_name = kwargs.pop("name", None) or (layer.name and layer.name + "_bn")
+    return nonlinearity
+
+
+def _nonlinearity_on_top(layer, nonlinearity, name):
+    """A `NonlinearityLayer` applying the nonlinearity taken from the wrapped layer.
+
+    It was validated when that layer was built (or came from a layer built elsewhere, e.g.
+    a test double): moved as is, not checked again.
+    """
+    top = NonlinearityLayer(layer, nonlinearities.identity, name=name)
+    top.nonlinearity = nonlinearity
+    return top
+
+
+def batch_norm(layer, **kwargs):
+    """Insert a `BatchNormLayer` after `layer`, moving its nonlinearity after the BN.
+
+    `layer`'s bias is removed (the BN's `beta` replaces it). As in Lasagne, a
+    `NonlinearityLayer` follows whenever `layer` has a nonlinearity (identity included). The
+    BN layer is named ``<layer name>_bn`` and the nonlinearity layer ``<layer name>_bn_nonlin``
+    when `layer` has a name. Returns the last layer added.
+    """
+    nonlinearity = _steal(layer)
+    name = getattr(layer, "name", None)
+    bn_name = kwargs.pop("name", None) or (name and name + "_bn")
     layer = BatchNormLayer(layer, name=bn_name, **kwargs)
     if nonlinearity is not None:
-        nonlin_name = bn_name and bn_name + "_nonlin"
-        layer = NonlinearityLayer(layer, nonlinearity, name=nonlin_name)
+        layer = _nonlinearity_on_top(layer, nonlinearity, bn_name and bn_name + "_nonlin")
     return layer
+
+
+def _standardize_stack(layer, axes, suffix, learn_scale, learn_bias, kwargs):
+    nonlinearity = _steal(layer)
+    name = getattr(layer, "name", None)
+    std_name = kwargs.pop("name", None) or (name and name + suffix)
+    layer = StandardizationLayer(layer, axes=axes, name=std_name, **kwargs)
+    if learn_scale:
+        layer = ScaleLayer(layer, shared_axes="auto", name=std_name and std_name + "_scale")
+    if learn_bias:
+        layer = BiasLayer(layer, shared_axes="auto", name=std_name and std_name + "_bias")
+    if nonlinearity is not None:
+        layer = _nonlinearity_on_top(layer, nonlinearity, std_name and std_name + "_nonlin")
+    return layer
+
+
+def instance_norm(layer, learn_scale=True, learn_bias=True, **kwargs):
+    """Instance normalization (Ulyanov et al. 2016) after `layer`, as Lasagne's macro.
+
+    Adds a `StandardizationLayer` over the spatial axes, then (optionally) a per-channel
+    `ScaleLayer` and `BiasLayer`, then `layer`'s nonlinearity in a `NonlinearityLayer`;
+    `layer` loses its bias and nonlinearity. Layers are named ``<name>_in``,
+    ``<name>_in_scale``, ``<name>_in_bias``, ``<name>_in_nonlin`` (or from ``name=``).
+    Other keyword arguments go to the `StandardizationLayer`. Returns the last layer added.
+    """
+    return _standardize_stack(layer, "spatial", "_in", learn_scale, learn_bias, kwargs)
+
+
+def layer_norm(layer, **kwargs):
+    """Layer normalization (Ba et al. 2016) after `layer`, as Lasagne's macro.
+
+    As `instance_norm`, standardizing over all axes after the batch axis ('features'), always
+    with a learned per-channel scale and bias; layers are named ``<name>_ln...``.
+    """
+    return _standardize_stack(layer, "features", "_ln", True, True, kwargs)
