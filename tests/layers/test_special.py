@@ -321,6 +321,9 @@ def test_rrelu_draws_slopes_in_range_shared_over_axes(shared_axes, varying):
         assert constant == (axis not in varying), axis
     assert (f(x) != -slopes).any()  # the generator advanced
     np.testing.assert_array_equal(f(np.abs(x) * 2), 2.0)  # positive values pass unchanged
+    # without its update the layer repeats its slopes: the update is what advances it
+    g = pytensor.function([inp.input_var], out, mode=FAST)
+    np.testing.assert_array_equal(g(x), g(x))
 
 
 def test_rrelu_macro_and_bounds():
