@@ -2,6 +2,7 @@
 `InverseLayer`, the spatial transformers (affine and thin-plate spline), PReLU and RReLU."""
 
 import math
+from numbers import Real
 
 import numpy as np
 import pytensor
@@ -278,14 +279,16 @@ _BORDER_MODES = ("nearest", "mirror", "wrap")
 
 
 def _downsample_factor(layer, value):
-    factors = (value, value) if isinstance(value, int | float) else tuple(value)
-    if len(factors) != 2 or not all(
-        isinstance(f, int | float) and not isinstance(f, bool) and f > 0 for f in factors
+    factors = (value, value) if isinstance(value, Real) else value
+    if (
+        not isinstance(factors, tuple | list)
+        or len(factors) != 2
+        or not all(isinstance(f, Real) and not isinstance(f, bool) and f > 0 for f in factors)
     ):
         raise ConfigError(
             invalid(describe(layer), "downsample_factor", "a positive number or two", value)
         )
-    return factors
+    return tuple(factors)
 
 
 def _check_image_input(layer, input_shape, border_mode):
