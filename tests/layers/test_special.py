@@ -162,6 +162,21 @@ def test_inverse_of_dense_layer_applies_its_input_gradient():
     np.testing.assert_allclose(evaluate(inverse, x), want, rtol=1e-10)
 
 
+def test_inverse_of_convolution_is_its_adjoint():
+    # <A x, v> == <x, A^T v> for the linear convolution A and any v
+    r = rng(14)
+    inp = L.InputLayer((2, 3, 6, 5))
+    conv = L.Conv2DLayer(inp, 4, 3, stride=(2, 1), pad="same", b=None, nonlinearity=None)
+    top = L.InputLayer(conv.output_shape)
+    inverse = L.InverseLayer(top, conv)
+    assert inverse.output_shape == (2, 3, 6, 5)
+    x, v = r.standard_normal((2, 3, 6, 5)), r.standard_normal(conv.output_shape)
+    adjoint = pytensor.function([inp.input_var, top.input_var], L.get_output(inverse), mode=FAST)(
+        x, v
+    )
+    np.testing.assert_allclose(np.vdot(evaluate(conv, x), v), np.vdot(x, adjoint), rtol=1e-10)
+
+
 def test_inverse_of_max_pool_unpools_to_the_maxima():
     x = rng(2).permutation(16).astype(float).reshape(1, 1, 16)
     inp = L.InputLayer((1, 1, 16))
