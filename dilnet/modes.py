@@ -19,6 +19,7 @@ Numba (``"NUMBA"``) and the JAX linker stay selectable.
 """
 
 import sys
+from copy import copy
 
 import numpy as np
 from pytensor.compile import optdb
@@ -27,6 +28,7 @@ from pytensor.graph.rewriting.basic import in2out, node_rewriter
 from pytensor.graph.rewriting.db import RewriteDatabaseQuery
 from pytensor.link.vm import VMLinker
 from pytensor.scalar import basic as ps
+from pytensor.scan.op import Scan
 from pytensor.tensor.elemwise import Elemwise
 from pytensor.tensor.rewriting.ofg import inline_ofg_node
 from pytensor.tensor.symbolic import TensorSymbolicOp
@@ -139,12 +141,34 @@ def _inline_symbolic(fgraph, node):
     return inline_ofg_node(node)
 
 
+@node_rewriter([Scan])
+def _scan_inner_numpy(fgraph, node):
+    # A Scan compiles its inner graph, when the outer function is linked, in the mode given to
+    # `pytensor.scan` -- by default (None) the C VM, whatever the outer mode: gcc builds C
+    # modules for every new step function (7 s for a tanh RNN step and its gradient). A Scan
+    # left to the default computes its steps in the NUMPY mode too; one that asked for a mode
+    # keeps it.
+    op = node.op
+    if op.mode not in (None, "FAST_RUN"):
+        return None
+    new = copy(op)
+    new.mode = NUMPY
+    new._fn = None  # not compiled yet; a copy must not share a compiled inner function
+    return new.make_node(*node.inputs).outputs
+
+
 # After every other rewrite (stabilisation included), only in the NUMPY mode's query
 optdb.register(
     "dilnet_inline_symbolic",
     in2out(_inline_symbolic, name="dilnet_inline_symbolic"),
     "dilnet_numpy",
     position=199,
+)
+optdb.register(
+    "dilnet_numpy_scan",
+    in2out(_scan_inner_numpy, name="dilnet_numpy_scan", ignore_newtrees=True),
+    "dilnet_numpy",
+    position=200,
 )
 optdb.register(
     "dilnet_numpy_elemwise",

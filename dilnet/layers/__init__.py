@@ -73,6 +73,13 @@ from .pool import (
     Upscale3DLayer,
     UpscaleLayer,
 )
+from .recurrent import (
+    CustomRecurrentLayer,
+    Gate,
+    GRULayer,
+    LSTMLayer,
+    RecurrentLayer,
+)
 from .shape import (
     DimshuffleLayer,
     FlattenLayer,
@@ -102,6 +109,7 @@ __all__ = [
     "Conv2DLayer",
     "Conv3DLayer",
     "ConvLayer",
+    "CustomRecurrentLayer",
     "Deconv2DLayer",
     "Deconv3DLayer",
     "DenseLayer",
@@ -113,8 +121,11 @@ __all__ = [
     "ElemwiseSumLayer",
     "ExpressionLayer",
     "FlattenLayer",
+    "GRULayer",
+    "Gate",
     "GaussianNoiseLayer",
     "InputLayer",
+    "LSTMLayer",
     "Layer",
     "MaxPool1DLayer",
     "MaxPool2DLayer",
@@ -127,6 +138,7 @@ __all__ = [
     "Pool2DLayer",
     "Pool3DLayer",
     "PoolLayer",
+    "RecurrentLayer",
     "ReshapeLayer",
     "ScaleLayer",
     "SliceLayer",
