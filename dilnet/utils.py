@@ -115,7 +115,8 @@ def unroll_scan(fn, sequences, outputs_info, non_sequences, n_steps, go_backward
     -------
     list of expressions
         One per output: its values after each step, stacked on a new first axis, so
-        ``result[k][t]`` is output ``k`` after step ``t`` (shape ``(n_steps,) + step shape``).
+        ``result[k][t]`` is output ``k`` after step ``t`` (shape ``(n_steps,) + step shape``);
+        for an output that is not a tensor (a random generator), its last value.
 
     Raises
     ------
@@ -136,4 +137,12 @@ def unroll_scan(fn, sequences, outputs_info, non_sequences, n_steps, go_backward
         result = fn(*[s[t] for s in sequences], *previous, *non_sequences)
         previous = list(result) if isinstance(result, list | tuple) else [result]
         history.append(previous)
-    return [pytensor.tensor.stack([step[k] for step in history]) for k in range(len(previous))]
+    # a non-tensor output (a random generator threaded through the steps) is not stacked: its
+    # last value is returned, as `scan` does
+    return [
+        pytensor.tensor.stack([step[k] for step in history])
+        if not isinstance(previous[k], pytensor.graph.basic.Variable)
+        or isinstance(previous[k].type, pytensor.tensor.TensorType)
+        else previous[k]
+        for k in range(len(previous))
+    ]

@@ -3,8 +3,9 @@
 The input is ``(batch, time, features...)``; a layer runs a step function over the time axis and
 returns its hidden state after every step, ``(batch, time, units...)`` (or only the last one,
 ``only_return_final=True``). `CustomRecurrentLayer` takes any input-to-hidden and
-hidden-to-hidden layer graphs (dense, convolutional, ...); `RecurrentLayer` is it with two
-`DenseLayer`\\ s; `LSTMLayer` and `GRULayer` are gated, their gates' parameters given as `Gate`\\ s.
+hidden-to-hidden layer graphs (dense, convolutional, ...); `RecurrentLayer` is it with a
+`DenseLayer` for each; `LSTMLayer` and `GRULayer` are gated, each gate's parameters given as a
+`Gate`.
 Trailing feature axes are flattened by all but `CustomRecurrentLayer`.
 
 Shared by all four (Lasagne's names and defaults):
@@ -31,14 +32,21 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 from pytensor.gradient import grad_clip
-from pytensor.graph.basic import Variable
+from pytensor.graph.replace import graph_replace
 from pytensor.scalar import upcast
 
 from .. import init, nonlinearities
 from ..errors import ConfigError, ShapeError, invalid
 from ..utils import is_int, unroll_scan
 from . import helper
-from .base import Layer, MergeLayer, _has_output_shape, describe
+from .base import (
+    Layer,
+    MergeLayer,
+    _has_output_shape,
+    add_state_update,
+    collect_state_updates,
+    describe,
+)
 from .dense import DenseLayer
 from .input import InputLayer
 
@@ -46,9 +54,8 @@ __all__ = ["CustomRecurrentLayer", "GRULayer", "Gate", "LSTMLayer", "RecurrentLa
 
 
 def _is_layer(spec) -> bool:
-    return isinstance(spec, Layer) or (
-        not isinstance(spec, Variable | np.ndarray) and _has_output_shape(spec)
-    )
+    # as for `incoming`: a Layer, or anything else with an output_shape (arrays have `shape`)
+    return isinstance(spec, Layer) or _has_output_shape(spec)
 
 
 class _RecurrentBase(MergeLayer):
@@ -187,51 +194,78 @@ class _RecurrentBase(MergeLayer):
 
     def _run(self, step, sequences, mask, initial, non_sequences):
         """Run `step` over axis 0 of `sequences` from `initial`; one (time, batch, ...) array per
-        state, in processing order (reversed for ``backwards``)."""
+        state, in processing order (reversed for ``backwards``).
+
+        A step that draws random numbers (a dropout layer inside a `CustomRecurrentLayer`'s
+        graphs) advances its generator from step to step: each generator is one more state of
+        the loop, and its last value becomes the generator's state update."""
         dtype = upcast(*(v.dtype for v in (*sequences, *initial, *non_sequences)))
         initial = [pt.cast(v, dtype) for v in initial]
-        n = len(initial)
+        n, k = len(initial), len(sequences)
+        generators = self._step_generators(step, sequences, initial, non_sequences)
+        m = len(generators)
 
-        def typed(new, previous):
+        def fn(*args):
+            if mask is None:
+                slices, rest = args[:k], args[k:]
+            else:
+                slices, mask_n, rest = args[:k], args[k], args[k + 1 :]
+            previous, drawn, constants = rest[:n], rest[n : n + m], rest[n + m :]
+            new = step(*slices, *previous, *constants)
             # the state keeps the initial state's type (dtype, static shape) from step to step
-            out = []
-            for v, p in zip(new, previous, strict=True):
-                v = pt.cast(v, p.dtype)
-                out.append(p.type.filter_variable(v, allow_convert=True))
-            return out
+            new = [
+                p.type.filter_variable(pt.cast(v, p.dtype), allow_convert=True)
+                for v, p in zip(new, previous, strict=True)
+            ]
+            if m:
+                updates = collect_state_updates(new)
+                advanced = [updates[g] for g in generators]
+                swap = dict(zip(generators, drawn, strict=True))
+                replaced = graph_replace([*new, *advanced], swap, strict=False)
+                new, advanced = replaced[:n], replaced[n:]
+            else:
+                advanced = []
+            if mask is not None:  # a masked step carries the previous state over
+                new = [v * mask_n + p * (1 - mask_n) for v, p in zip(new, previous, strict=True)]
+            return [*new, *advanced]
 
-        if mask is None:
-
-            def fn(*args):
-                previous = args[len(sequences) : len(sequences) + n]
-                return typed(step(*args), previous)
-
-            seqs = list(sequences)
-        else:
-            mask = pt.cast(mask, dtype).dimshuffle(1, 0, *(["x"] * (initial[0].ndim - 1)))
-            seqs = [*sequences, mask]
-
-            def fn(*args):
-                k = len(sequences)
-                mask_n, previous = args[k], args[k + 1 : k + 1 + n]
-                new = typed(step(*args[:k], *args[k + 1 :]), previous)
-                # a masked step carries the previous state over
-                return [v * mask_n + p * (1 - mask_n) for v, p in zip(new, previous, strict=True)]
-
+        seqs = list(sequences)
+        if mask is not None:
+            seqs.append(pt.cast(mask, dtype).dimshuffle(1, 0, *(["x"] * (initial[0].ndim - 1))))
+        start = [*initial, *generators]
         if self.unroll_scan:
-            return unroll_scan(
-                fn, seqs, initial, non_sequences, self.input_shapes[0][1], self.backwards
+            out = unroll_scan(
+                fn, seqs, start, non_sequences, self.input_shapes[0][1], self.backwards
             )
-        return pytensor.scan(
-            fn,
-            sequences=seqs,
-            outputs_info=initial,
-            non_sequences=non_sequences,
-            go_backwards=self.backwards,
-            truncate_gradient=self.gradient_steps,
-            return_list=True,
-            return_updates=False,
+        else:
+            out = pytensor.scan(
+                fn,
+                sequences=seqs,
+                outputs_info=start,
+                non_sequences=non_sequences,
+                go_backwards=self.backwards,
+                truncate_gradient=self.gradient_steps,
+                return_list=True,
+                return_updates=False,
+            )
+        states, last = out[:n], out[n:]
+        for state in states:  # whichever state the layer returns carries the updates
+            for generator, value in zip(generators, last, strict=True):
+                add_state_update(state, generator, value)
+        return states
+
+    def _step_generators(self, step, sequences, initial, non_sequences):
+        """The shared random generators `step` draws from (none for the gated layers)."""
+        if not self._step_may_draw:
+            return []
+        # one step built on stand-ins, so the updates found are the step's own, not those of
+        # the graphs that computed its inputs
+        probe = step(
+            *(s[0].type() for s in sequences),
+            *(v.type() for v in initial),
+            *non_sequences,
         )
+        return list(collect_state_updates(probe))
 
     def _arrange(self, out):
         """(time, batch, ...) in processing order -> the layer's output."""
@@ -239,6 +273,8 @@ class _RecurrentBase(MergeLayer):
             return out[-1]
         out = out.dimshuffle(1, 0, *range(2, out.ndim))
         return out[:, ::-1] if self.backwards else out
+
+    _step_may_draw = False
 
     def _clip(self, x):
         return grad_clip(x, -self.grad_clipping, self.grad_clipping) if self.grad_clipping else x
@@ -293,6 +329,7 @@ mask_input, only_return_final
     """
 
     _state_names = ("hid_init",)
+    _step_may_draw = True  # its graphs may hold dropout or noise layers
 
     def __init__(
         self,
@@ -559,9 +596,8 @@ class Gate:
 
     Examples
     --------
-    A forget gate biased to remember at first:
-
-    >>> forget = Gate(b=dilnet.init.Constant(5.0))  # doctest: +SKIP
+    An LSTM whose forget gate is biased to remember at first:
+    ``LSTMLayer(incoming, 10, forgetgate=Gate(b=dilnet.init.Constant(5.0)))``.
     """
 
     def __init__(

@@ -379,3 +379,27 @@ def test_argument_errors():
         L.GRULayer(l_in, U, resetgate=None)
     with pytest.raises(ShapeError, match=r"input shape"):
         L.GRULayer(L.InputLayer((B, T)), U)
+
+
+@pytest.mark.parametrize("unroll", [False, True])
+def test_noise_inside_the_step_draws_anew_at_every_step(unroll):
+    # h_t = x_t + noise_t (zero recurrent weights, no nonlinearity): the output is the noise
+    i2h = L.GaussianNoiseLayer(L.InputLayer((None, F)), sigma=1.0)
+    h2h = L.DenseLayer(L.InputLayer((None, F)), F, W=np.zeros((F, F)), b=None, nonlinearity=None)
+    l_in = L.InputLayer((B, T, F))
+    layer = L.CustomRecurrentLayer(l_in, i2h, h2h, nonlinearity=None, precompute_input=False,
+                                   unroll_scan=unroll, backwards=True)  # fmt: skip
+    out = L.get_output(layer)
+    updates = L.collect_state_updates(out)
+    (generator,) = updates
+    expected = []
+    draws = generator.get_value(borrow=False)  # the stream the layer will draw from
+    for _ in range(2):
+        noise = np.stack([draws.normal(0.0, 1.0, size=(B, F)) for _ in range(T)], axis=1)
+        expected.append(noise[:, ::-1])  # drawn from the last step to the first
+    f = pytensor.function([l_in.input_var], out, updates=updates)
+    x = np.zeros((B, T, F))
+    for want in expected:  # the generator's update carries over to the next call
+        np.testing.assert_allclose(f(x), want, rtol=1e-12)
+    quiet = pytensor.function([l_in.input_var], L.get_output(layer, deterministic=True))
+    np.testing.assert_array_equal(quiet(x), 0)
