@@ -10,7 +10,8 @@ swaps each `Elemwise` for `NumpyElemwise`, which computes with one numpy (or sci
 call where PyTensor's Python fallback would call a Python function per element (n-ary sums and
 products, integer inputs with a float output, casts, clips, fill, softplus) and writes in place
 into its input where a rewrite asked for it (PyTensor's own Python path computes a new array
-and copies it back).
+and copies it back). A `Scan` left to PyTensor's default mode runs its steps in the NUMPY mode
+as well (PyTensor would build them with gcc for the C VM, whatever the outer mode).
 
 Measured by ``bench/cold_start.py`` (docs/benchmarks.md); `dilnet.model.Model` uses it by
 default and ported Lasagne code can ask for it: ``pytensor.function(..., mode="NUMPY")`` (the
@@ -19,7 +20,6 @@ Numba (``"NUMBA"``) and the JAX linker stay selectable.
 """
 
 import sys
-from copy import copy
 
 import numpy as np
 from pytensor.compile import optdb
@@ -145,15 +145,15 @@ def _inline_symbolic(fgraph, node):
 def _scan_inner_numpy(fgraph, node):
     # A Scan compiles its inner graph, when the outer function is linked, in the mode given to
     # `pytensor.scan` -- by default (None) the C VM, whatever the outer mode: gcc builds C
-    # modules for every new step function (7 s for a tanh RNN step and its gradient). A Scan
-    # left to the default computes its steps in the NUMPY mode too; one that asked for a mode
+    # modules for every new step function (7-9 s for a tanh RNN step and its gradient). A Scan
+    # left to the default computes its steps in the NUMPY mode too; one that names a mode
     # keeps it.
     op = node.op
-    if op.mode not in (None, "FAST_RUN"):
+    if op.mode is not None:
         return None
-    new = copy(op)
+    new = op.clone()  # its own inner graph: compiling it must not touch the original's
     new.mode = NUMPY
-    new._fn = None  # not compiled yet; a copy must not share a compiled inner function
+    new._fn = None  # nor share a function the original compiled in another mode
     return new.make_node(*node.inputs).outputs
 
 
