@@ -637,7 +637,8 @@ class _GatedBase(_RecurrentBase):
         self._tail = (self.num_units,)
 
     def _add_gate(self, gate, name):
-        if not isinstance(gate, Gate):
+        # any object with a Gate's attributes will do, as in Lasagne
+        if not all(hasattr(gate, a) for a in ("W_in", "W_hid", "b", "nonlinearity")):
             raise ConfigError(invalid(describe(self), name, "a Gate", gate))
         n, u = self._num_inputs, self.num_units
         setattr(self, f"W_in_to_{name}", self.add_param(gate.W_in, (n, u), name=f"W_in_to_{name}"))
@@ -751,14 +752,14 @@ mask_input, only_return_final
         )
         for name, gate in gates:
             self._add_gate(gate, name)
-            setattr(self, f"nonlinearity_{name}", gate.nonlinearity)
+            setattr(self, f"nonlinearity_{name}", gate.nonlinearity or nonlinearities.identity)
         if self.peepholes:
             for name, gate in (
                 ("ingate", ingate),
                 ("forgetgate", forgetgate),
                 ("outgate", outgate),
             ):
-                if gate.W_cell is None:
+                if getattr(gate, "W_cell", None) is None:
                     raise ConfigError(
                         invalid(
                             describe(self),
@@ -887,9 +888,9 @@ only_return_final
         self._add_gate(updategate, "updategate")
         self._add_gate(resetgate, "resetgate")
         self._add_gate(hidden_update, "hidden_update")
-        self.nonlinearity_updategate = updategate.nonlinearity
-        self.nonlinearity_resetgate = resetgate.nonlinearity
-        self.nonlinearity_hid = hidden_update.nonlinearity
+        self.nonlinearity_updategate = updategate.nonlinearity or nonlinearities.identity
+        self.nonlinearity_resetgate = resetgate.nonlinearity or nonlinearities.identity
+        self.nonlinearity_hid = hidden_update.nonlinearity or nonlinearities.identity
         self.hid_init = self._add_state("hid_init", hid_init, (1, self.num_units))
 
     def get_output_for(self, inputs, **kwargs):

@@ -2,6 +2,8 @@
 suite's mode (`dilnet.modes.NUMPY`): values with masks, backwards, precomputed or not, unrolled
 or scanned; gradients against finite differences; initial states; errors."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -403,3 +405,16 @@ def test_noise_inside_the_step_draws_anew_at_every_step(unroll):
         np.testing.assert_allclose(f(x), want, rtol=1e-12)
     quiet = pytensor.function([l_in.input_var], L.get_output(layer, deterministic=True))
     np.testing.assert_array_equal(quiet(x), 0)
+
+
+def test_any_object_with_a_gates_attributes_is_a_gate():
+    # update gate exactly 1 (identity nonlinearity, b=1), hidden update = x: h_t = x_t
+    def gate(W_in, b):
+        return SimpleNamespace(W_in=W_in, W_hid=np.zeros((F, F)), b=b, nonlinearity=None)
+
+    zeros, ones = np.zeros((F, F)), np.ones(F)
+    l_in = L.InputLayer((B, T, F))
+    layer = L.GRULayer(l_in, F, resetgate=gate(zeros, 0 * ones), updategate=gate(zeros, ones),
+                       hidden_update=gate(np.eye(F), 0 * ones))  # fmt: skip
+    x, _ = _data(18)
+    np.testing.assert_allclose(_evaluate(layer, {l_in: x}), x, rtol=1e-12)
