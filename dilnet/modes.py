@@ -10,7 +10,8 @@ swaps each `Elemwise` for `NumpyElemwise`, which computes with one numpy (or sci
 call where PyTensor's Python fallback would call a Python function per element (n-ary sums and
 products, integer inputs with a float output, casts, clips, fill, softplus) and writes in place
 into its input where a rewrite asked for it (PyTensor's own Python path computes a new array
-and copies it back).
+and copies it back). A `Scan` left to PyTensor's default mode runs its steps in the NUMPY mode
+as well (PyTensor would build them with gcc for the C VM, whatever the outer mode).
 
 Measured by ``bench/cold_start.py`` (docs/benchmarks.md); `dilnet.model.Model` uses it by
 default and ported Lasagne code can ask for it: ``pytensor.function(..., mode="NUMPY")`` (the
@@ -27,6 +28,7 @@ from pytensor.graph.rewriting.basic import in2out, node_rewriter
 from pytensor.graph.rewriting.db import RewriteDatabaseQuery
 from pytensor.link.vm import VMLinker
 from pytensor.scalar import basic as ps
+from pytensor.scan.op import Scan
 from pytensor.tensor.elemwise import Elemwise
 from pytensor.tensor.rewriting.ofg import inline_ofg_node
 from pytensor.tensor.symbolic import TensorSymbolicOp
@@ -139,12 +141,34 @@ def _inline_symbolic(fgraph, node):
     return inline_ofg_node(node)
 
 
+@node_rewriter([Scan])
+def _scan_inner_numpy(fgraph, node):
+    # A Scan compiles its inner graph, when the outer function is linked, in the mode given to
+    # `pytensor.scan` -- by default (None) the C VM, whatever the outer mode: gcc builds C
+    # modules for every new step function (7-9 s for a tanh RNN step and its gradient). A Scan
+    # left to the default computes its steps in the NUMPY mode too; one that names a mode
+    # keeps it.
+    op = node.op
+    if op.mode is not None:
+        return None
+    new = op.clone()  # its own inner graph: compiling it must not touch the original's
+    new.mode = NUMPY
+    new._fn = None  # nor share a function the original compiled in another mode
+    return new.make_node(*node.inputs).outputs
+
+
 # After every other rewrite (stabilisation included), only in the NUMPY mode's query
 optdb.register(
     "dilnet_inline_symbolic",
     in2out(_inline_symbolic, name="dilnet_inline_symbolic"),
     "dilnet_numpy",
     position=199,
+)
+optdb.register(
+    "dilnet_numpy_scan",
+    in2out(_scan_inner_numpy, name="dilnet_numpy_scan", ignore_newtrees=True),
+    "dilnet_numpy",
+    position=200,
 )
 optdb.register(
     "dilnet_numpy_elemwise",

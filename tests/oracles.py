@@ -137,3 +137,81 @@ def Diverge():
                 p.set_value(value)
 
     return _Diverge()
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def recurrence_reference(step, x, h0, mask=None, backwards=False):
+    """Run ``h = step(x_t, h)`` over axis 1 of `x` (batch, time, ...), one sample and one step at
+    a time. Where ``mask[n, t]`` is 0 the state is carried over (``m * new + (1 - m) * old``).
+    Returns (states per input step (batch, time, ...), the state after the last step run).
+
+    `h0` is a tuple of per-sample states (e.g. ``(h,)`` or ``(c, h)``); the output is the last
+    of them."""
+    batch, time = x.shape[:2]
+    order = range(time - 1, -1, -1) if backwards else range(time)
+    outs = np.zeros((batch, time, *h0[-1].shape[1:]))
+    finals = np.zeros((batch, *h0[-1].shape[1:]))
+    for n in range(batch):
+        state = tuple(s[n] for s in h0)
+        for t in order:
+            new = step(x[n, t], state)
+            m = 1.0 if mask is None else mask[n, t]
+            state = tuple(m * a + (1 - m) * b for a, b in zip(new, state, strict=True))
+            outs[n, t] = state[-1]
+        finals[n] = state[-1]
+    return outs, finals
+
+
+def rnn_step(W_in, W_hid, b, nonlinearity=np.tanh):
+    """A vanilla RNN step: ``h = f(x W_in + h W_hid + b)``."""
+
+    def step(x, state):
+        (h,) = state
+        pre = b.copy()
+        for j in range(len(b)):
+            pre[j] += sum(x[i] * W_in[i, j] for i in range(len(x)))
+            pre[j] += sum(h[i] * W_hid[i, j] for i in range(len(h)))
+        return (nonlinearity(pre),)
+
+    return step
+
+
+def lstm_step(p, peepholes=True):
+    """An LSTM step (Graves 2013, forget gate, optional peepholes) from the dict `p` of
+    per-gate arrays: ``W_in_to_<g>``, ``W_hid_to_<g>``, ``b_<g>``, ``W_cell_to_<g>``."""
+
+    def gate(g, x, h):
+        return x @ p[f"W_in_to_{g}"] + h @ p[f"W_hid_to_{g}"] + p[f"b_{g}"]
+
+    def step(x, state):
+        c, h = state
+        i, f = gate("ingate", x, h), gate("forgetgate", x, h)
+        if peepholes:
+            i, f = i + c * p["W_cell_to_ingate"], f + c * p["W_cell_to_forgetgate"]
+        c_new = _sigmoid(f) * c + _sigmoid(i) * np.tanh(gate("cell", x, h))
+        o = gate("outgate", x, h)
+        if peepholes:
+            o = o + c_new * p["W_cell_to_outgate"]
+        return c_new, _sigmoid(o) * np.tanh(c_new)
+
+    return step
+
+
+def gru_step(p):
+    """A GRU step (Cho et al. 2014: the reset gate scales ``h W_hc``) from the dict `p`."""
+
+    def step(x, state):
+        (h,) = state
+        r = _sigmoid(x @ p["W_in_to_resetgate"] + h @ p["W_hid_to_resetgate"] + p["b_resetgate"])
+        u = _sigmoid(x @ p["W_in_to_updategate"] + h @ p["W_hid_to_updategate"] + p["b_updategate"])
+        c = np.tanh(
+            x @ p["W_in_to_hidden_update"]
+            + r * (h @ p["W_hid_to_hidden_update"])
+            + p["b_hidden_update"]
+        )
+        return ((1 - u) * h + u * c,)
+
+    return step

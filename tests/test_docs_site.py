@@ -113,6 +113,7 @@ RENDERED = [
     ("api/layers", "dilnet.layers.helper.get_output"),
     ("api/layers", "dilnet.layers.conv.ConvLayer"),
     ("api/layers", "dilnet.layers.normalization.BatchNormLayer"),
+    ("api/layers", "dilnet.layers.recurrent.LSTMLayer"),
     ("api/ops", "dilnet.ops.corr.dilated_conv"),
     ("api/ops", "dilnet.ops.corr.DilatedCorr"),
     ("api/ops", "dilnet.backends.jax_backend.set_jax_weight_grad"),

@@ -13,13 +13,15 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from pytensor.link.vm import VMLinker
 from pytensor.scalar import basic as ps
+from pytensor.scan.op import Scan
 
 import dilnet
 from dilnet import Sequential, status
 from dilnet import blocks as B
 from dilnet.model import Model
-from dilnet.modes import NUMPY, NumpyElemwise
+from dilnet.modes import NUMPY, NumpyElemwise, PythonVMLinker
 
 
 def test_elementwise_nodes_compute_what_numpy_computes():
@@ -141,6 +143,42 @@ def test_config_mode_takes_the_mode_object():
         f = pytensor.function([x], x * 2 + 1)
     assert f.maker.mode is NUMPY
     np.testing.assert_array_equal(f(np.arange(3.0)), [1.0, 3.0, 5.0])
+
+
+def _tanh_rnn(mode=None):
+    x = pt.matrix("x")
+    W = pytensor.shared(np.random.default_rng(2).normal(size=(3, 3)), name="W")
+    hs = pytensor.scan(lambda x_t, h, W: pt.tanh(x_t + pt.dot(h, W)), sequences=x,
+                       outputs_info=[pt.zeros(3, dtype=W.dtype)], non_sequences=[W], mode=mode,
+                       return_updates=False)  # fmt: skip
+    return x, W, hs
+
+
+def test_a_scan_runs_its_steps_in_the_numpy_mode():
+    # a Scan left to PyTensor's default would build its step graphs with gcc (the C VM) however
+    # the outer function is compiled: 7 s for this one and its gradient
+    x, W, hs = _tanh_rnn()
+    f = pytensor.function([x], [hs, pytensor.grad(hs.sum(), W)], mode="NUMPY")
+    scans = [n.op for n in f.maker.fgraph.toposort() if isinstance(n.op, Scan)]
+    assert len(scans) == 2
+    assert all(type(op.fn.maker.linker) is PythonVMLinker for op in scans)
+    data = np.random.default_rng(3).normal(size=(4, 3))
+    got_h, got_g = f(data)
+    h, expected_h = np.zeros(3), []
+    for row in data:
+        h = np.tanh(row + h @ W.get_value())
+        expected_h.append(h)
+    np.testing.assert_allclose(got_h, expected_h, rtol=1e-12)
+    # the gradient as the Python VM without rewrites computes it
+    reference = pytensor.function([x], pytensor.grad(hs.sum(), W), mode="FAST_COMPILE")
+    np.testing.assert_allclose(got_g, reference(data), rtol=1e-12)
+
+
+def test_a_scan_that_names_its_mode_keeps_it():
+    x, _, hs = _tanh_rnn(mode="FAST_COMPILE")
+    f = pytensor.function([x], hs, mode="NUMPY")
+    (op,) = [n.op for n in f.maker.fgraph.toposort() if isinstance(n.op, Scan)]
+    assert op.mode == "FAST_COMPILE" and type(op.fn.maker.linker) is VMLinker
 
 
 # ---------------------------------------------------------------------------------------------

@@ -84,6 +84,13 @@ from .pool import (
     Upscale3DLayer,
     UpscaleLayer,
 )
+from .recurrent import (
+    CustomRecurrentLayer,
+    Gate,
+    GRULayer,
+    LSTMLayer,
+    RecurrentLayer,
+)
 from .shape import (
     DimshuffleLayer,
     FlattenLayer,
@@ -119,6 +126,7 @@ __all__ = [
     "Conv2DLayer",
     "Conv3DLayer",
     "ConvLayer",
+    "CustomRecurrentLayer",
     "Deconv2DLayer",
     "Deconv3DLayer",
     "DenseLayer",
@@ -131,9 +139,12 @@ __all__ = [
     "EmbeddingLayer",
     "ExpressionLayer",
     "FlattenLayer",
+    "GRULayer",
+    "Gate",
     "GaussianNoiseLayer",
     "InputLayer",
     "InverseLayer",
+    "LSTMLayer",
     "Layer",
     "LocalResponseNormalization2DLayer",
     "LocallyConnected2DLayer",
@@ -150,6 +161,7 @@ __all__ = [
     "Pool3DLayer",
     "PoolLayer",
     "RandomizedRectifierLayer",
+    "RecurrentLayer",
     "ReshapeLayer",
     "ScaleLayer",
     "SliceLayer",

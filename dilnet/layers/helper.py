@@ -99,6 +99,21 @@ def get_output(layer_or_layers, inputs=None, **kwargs):
     -------
     expression or list of expressions
     """
+    result, unused = _propagate(layer_or_layers, inputs, kwargs)
+    if unused:
+        warnings.warn(
+            f"get_output: no layer in this network accepts the keyword arguments {sorted(unused)}.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+def _propagate(layer_or_layers, inputs, kwargs):
+    """`get_output`'s work: (the output expression(s), the names in `kwargs` no layer accepts).
+
+    A layer that runs a graph of its own inside (a recurrent layer's input-to-hidden network)
+    calls this with the keyword arguments its own `get_output` call already checked."""
     layers, single = _as_list(layer_or_layers)
     given = dict(inputs) if isinstance(inputs, dict) else {}
     all_layers = get_all_layers(layers, treat_as_input=given.keys())
@@ -141,15 +156,8 @@ def get_output(layer_or_layers, inputs=None, **kwargs):
             args if isinstance(layer, MergeLayer) else args[0], **kwargs
         )
         accepted |= _accepted_kwargs(layer)
-    unused = set(kwargs) - accepted
-    if unused:
-        warnings.warn(
-            f"get_output: no layer in this network accepts the keyword arguments {sorted(unused)}.",
-            UserWarning,
-            stacklevel=2,
-        )
     result = [outputs[layer] for layer in layers]
-    return result[0] if single else result
+    return (result[0] if single else result), set(kwargs) - accepted
 
 
 def get_output_shape(layer_or_layers, input_shapes=None):
