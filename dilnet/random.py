@@ -2,8 +2,10 @@
 
 As in Lasagne, every initializer draws from `get_rng()` when it samples (not when it is
 constructed), so ``set_rng(numpy.random.default_rng(seed))`` before building a network makes its
-initial weights reproducible. The default is an *unseeded* ``numpy.random.default_rng()``, the
-modern equivalent of Lasagne's default (the global, unseeded ``numpy.random``).
+initial weights reproducible. The default is an *unseeded* ``numpy.random.RandomState()``: like
+Lasagne's default (the global, unseeded ``numpy.random``) it has ``seed``, so Lasagne code's
+``lasagne.random.get_rng().seed(1234)`` works unchanged, but it is dilnet's own generator, not
+numpy's global state.
 
 Both `numpy.random.Generator` and the legacy `numpy.random.RandomState` are accepted: the methods
 the initializers use (``normal``, ``uniform``, ``shuffle``) have the same signatures on both.
@@ -15,7 +17,7 @@ from .errors import ConfigError, invalid
 
 __all__ = ["draw_seed", "get_rng", "set_rng"]
 
-_rng = np.random.default_rng()
+_rng = np.random.RandomState()  # Lasagne code calls get_rng().seed(n)
 
 # The largest seed Lasagne drew for Theano's RandomStreams; kept so seeds stay in int32 range.
 _MAX_SEED = 2147462579
@@ -28,7 +30,7 @@ def get_rng():
     -------
     numpy.random.Generator or numpy.random.RandomState
         The generator passed to the most recent `set_rng`, or an unseeded
-        ``numpy.random.default_rng()`` if `set_rng` has never been called.
+        ``numpy.random.RandomState()`` if `set_rng` has never been called.
     """
     return _rng
 

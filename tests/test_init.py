@@ -36,6 +36,22 @@ def test_set_rng_get_rng_round_trip_and_reproducibility():
     np.testing.assert_array_equal(init.GlorotUniform()((5, 6, 3)), first)
 
 
+def test_default_generator_reseeds_like_lasagnes():
+    """Lasagne code seeds the package generator with ``get_rng().seed(n)``; in a fresh process
+    (no fixture) that works and the draws are numpy's RandomState(n)'s."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, dilnet.init as init; from dilnet.random import get_rng\n"
+        "get_rng().seed(1234); a = init.Uniform(1.0)((3, 4))\n"
+        "b = np.random.RandomState(1234).uniform(-1.0, 1.0, (3, 4))\n"
+        "print(np.array_equal(a, b.astype(a.dtype)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
 def test_set_rng_accepts_random_state_and_normal_matches_numpy():
     set_rng(np.random.RandomState(3))
     got = init.Normal(std=0.5, mean=2.0)((4, 5))
