@@ -12,9 +12,11 @@ import difflib
 __all__ = [
     "BackendError",
     "ConfigError",
+    "ConfigTypeError",
     "DilnetError",
     "ShapeError",
     "SpecError",
+    "UnsupportedError",
     "VolumeError",
     "WeightsError",
     "invalid",
@@ -28,6 +30,17 @@ class DilnetError(Exception):
 
 class ConfigError(DilnetError, ValueError):
     """An argument or spec field has an invalid value (wrong type, range or length)."""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """An argument has the wrong type (a string where ints are expected, a callable that returns
+    no array). Also a `TypeError`, which is what Lasagne raised for these."""
+
+
+class UnsupportedError(ConfigError, RuntimeError):
+    """An argument is well-formed but the function does not support it (an initializer that
+    needs two or more axes given a 1-d shape, `compute_norms` of a list). Also a `RuntimeError`,
+    which is what Lasagne raised for these."""
 
 
 class SpecError(ConfigError):

@@ -1,4 +1,5 @@
-"""`Layer` and `MergeLayer`: the two base classes of the layer graph, and `create_param`.
+"""`Layer` and `MergeLayer`: the two base classes of the layer graph (`create_param` is
+`dilnet.utils.create_param`, re-exported here as before).
 
 A layer is two methods: `get_output_shape_for` (pure shape arithmetic, ``None`` for unknown
 lengths) and `get_output_for` (the PyTensor expression). Parameters are shared variables with
@@ -8,14 +9,9 @@ tags (``trainable``, ``regularizable``) kept in ``layer.params``, in creation or
 
 from collections import OrderedDict
 
-import numpy as np
-import pytensor
-from pytensor.compile.sharedvalue import SharedVariable
-from pytensor.graph.basic import Variable
-from pytensor.graph.traversal import ancestors
-
 from ..errors import ConfigError, ShapeError, invalid
 from ..state import add_state_update, collect_state_updates
+from ..utils import collect_shared_vars, create_param
 
 __all__ = [
     "Layer",
@@ -163,72 +159,5 @@ class MergeLayer(Layer):
         raise NotImplementedError(f"{type(self).__name__} does not define get_output_for")
 
 
-def create_param(spec, shape, name=None, where="create_param"):
-    """A parameter of `shape` from `spec`.
-
-    Parameters
-    ----------
-    spec : callable, numpy array, shared variable or PyTensor expression
-        A callable (an initializer from `dilnet.init`) is called with `shape` and its array
-        becomes a new shared variable; an array is copied into one; a shared variable or an
-        expression is used as is after checking its rank (and, for shared variables and arrays,
-        its shape).
-    shape : tuple of int
-    name : str, optional
-
-    Raises
-    ------
-    ShapeError
-        The array, shared variable or expression does not have `shape` / its rank.
-    """
-    shape = tuple(int(s) for s in shape)
-    if any(s <= 0 for s in shape):
-        raise ShapeError(
-            f"{where}: cannot create parameter {name!r} of shape {shape}: every length must be "
-            "positive (is an input length unknown or too small?)."
-        )
-    if isinstance(spec, Variable):
-        if spec.ndim != len(shape):
-            raise ShapeError(
-                invalid(
-                    where,
-                    f"{name or 'parameter'}.ndim",
-                    f"{len(shape)} for shape {shape}",
-                    spec.ndim,
-                )
-            )
-        if isinstance(spec, SharedVariable):
-            got = spec.get_value(borrow=True).shape
-            if tuple(got) != shape:
-                raise ShapeError(invalid(where, f"{name or 'parameter'}.shape", shape, tuple(got)))
-            if spec.name is None:
-                spec.name = name
-        return spec
-    if callable(spec):
-        value = spec(shape)
-        if not isinstance(value, np.ndarray):
-            raise ConfigError(
-                invalid(where, name or "spec", "an initializer returning a numpy array", value)
-            )
-    else:
-        value = np.asarray(spec)
-        if value.dtype.kind not in "fiub":
-            raise ConfigError(
-                invalid(where, name or "spec", "an initializer, array or shared variable", spec)
-            )
-    if value.shape != shape:
-        raise ShapeError(invalid(where, f"{name or 'parameter'}.shape", shape, value.shape))
-    value = value.astype(pytensor.config.floatX, copy=True)
-    return pytensor.shared(value, name=name, shape=shape)
-
-
 def _unwrap(params):
-    out = []
-    for p in params:
-        found = (
-            [p]
-            if isinstance(p, SharedVariable)
-            else [v for v in ancestors([p]) if isinstance(v, SharedVariable)]
-        )
-        out.extend(v for v in found if v not in out)
-    return out
+    return collect_shared_vars(params)

@@ -10,7 +10,7 @@ import pytensor.tensor as pt
 
 from ..errors import ConfigError, ShapeError, invalid
 from ..shapes import pool_output_length
-from ..utils import as_tuple
+from ..utils import as_tuple, int_types
 from .base import Layer, describe
 
 __all__ = [
@@ -81,11 +81,13 @@ class PoolLayer(Layer):
         super().__init__(incoming, **kwargs)
         where = describe(self)
         self.n = n = _rank(self, self.input_shape, n)
-        self.pool_size = as_tuple(pool_size, n, "pool_size", where, minimum=1)
+        self.pool_size = as_tuple(pool_size, n, int_types, name="pool_size", where=where, minimum=1)
         self.stride = (
-            self.pool_size if stride is None else as_tuple(stride, n, "stride", where, minimum=1)
+            self.pool_size
+            if stride is None
+            else as_tuple(stride, n, int_types, name="stride", where=where, minimum=1)
         )
-        self.pad = as_tuple(pad, n, "pad", where, minimum=0)
+        self.pad = as_tuple(pad, n, int_types, name="pad", where=where, minimum=0)
         if mode not in POOL_MODES:
             raise ConfigError(invalid(where, "mode", f"one of {POOL_MODES}", mode))
         self.mode = mode
@@ -270,7 +272,9 @@ class UpscaleLayer(Layer):
         super().__init__(incoming, **kwargs)
         where = describe(self)
         self.n = n = _rank(self, self.input_shape, n)
-        self.scale_factor = as_tuple(scale_factor, n, "scale_factor", where, minimum=1)
+        self.scale_factor = as_tuple(
+            scale_factor, n, int_types, name="scale_factor", where=where, minimum=1
+        )
         if mode not in ("repeat", "dilate"):
             raise ConfigError(invalid(where, "mode", "'repeat' or 'dilate'", mode))
         self.mode = mode

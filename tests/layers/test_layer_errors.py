@@ -19,7 +19,7 @@ VOL = (None, 4, 9, 9, 9)
         (
             lambda i: L.Conv3DLayer(i, 8, (3, 3)),
             ConfigError,
-            r"`filter_size`. Expected an int or 3 ints",
+            r"`filter_size`. Expected a single int or an iterable of int, length 3",
         ),
         (
             lambda i: L.Conv3DLayer(i, 8, 3, dilation=(1, 0, 1)),
