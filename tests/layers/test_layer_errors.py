@@ -39,7 +39,7 @@ VOL = (None, 4, 9, 9, 9)
         (
             lambda i: L.Conv2DLayer(i, 8, 3),
             ShapeError,
-            r"Conv2DLayer: invalid value for `input shape`. Expected 4 dimensions",
+            r"Conv2DLayer: invalid value for `input shape`. Expected 4 input dimensions",
         ),
         (
             lambda i: L.Conv3DLayer(i, 8, 3, dilation=5, name="deep"),
