@@ -4,6 +4,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from ..errors import ConfigError, ShapeError, invalid
+from ..theano_extensions import padding
 from ..utils import is_int
 from .base import Layer, describe
 
@@ -75,14 +76,9 @@ class PadLayer(Layer):
 
 
 def pad_tensor(x, width, val=0, batch_ndim=2):
-    """`x` padded with `val` by ``(before, after)`` pairs on the axes after `batch_ndim`."""
-    shape = [x.shape[i] for i in range(x.ndim)]
-    index = [slice(None)] * x.ndim
-    for axis, (a, b) in enumerate(width, start=batch_ndim):
-        shape[axis] = shape[axis] + a + b
-        index[axis] = slice(a, a + x.shape[axis])
-    canvas = pt.full(shape, val, dtype=x.dtype)
-    return pt.set_subtensor(canvas[tuple(index)], x)
+    """`x` padded with `val` by ``(before, after)`` pairs on the axes after `batch_ndim`
+    (`dilnet.theano_extensions.padding.pad` with the layers' default ``batch_ndim=2``)."""
+    return padding.pad(x, width, val, batch_ndim)
 
 
 def _iterable(value):
