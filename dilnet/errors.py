@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "ConfigTypeError",
     "DilnetError",
+    "RankError",
     "ShapeError",
     "SpecError",
     "UnsupportedError",
@@ -51,6 +52,11 @@ class SpecError(ConfigError):
 
 class ShapeError(DilnetError, ValueError):
     """Tensors or layers do not fit together: rank, channels, groups, or sizes."""
+
+
+class RankError(ShapeError, TypeError):
+    """Tensors have the wrong number of dimensions for each other (targets against
+    predictions). Also a `TypeError`, which is what Lasagne raised for a rank mismatch."""
 
 
 class WeightsError(DilnetError, ValueError):
