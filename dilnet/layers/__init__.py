@@ -54,6 +54,7 @@ from .noise import (
     GaussianNoiseLayer,
     dropout,
     dropout_channels,
+    dropout_locations,
     spatial_dropout,
 )
 from .normalization import (
@@ -157,6 +158,7 @@ __all__ = [
     "dimshuffle",
     "dropout",
     "dropout_channels",
+    "dropout_locations",
     "flatten",
     "get_all_layers",
     "get_all_param_values",

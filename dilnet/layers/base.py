@@ -19,6 +19,7 @@ __all__ = [
     "Layer",
     "MergeLayer",
     "add_state_update",
+    "checks_at_build",
     "collect_state_updates",
     "create_param",
     "describe",
@@ -29,6 +30,17 @@ def describe(layer) -> str:
     """``'conv1' (Conv3DLayer)`` or ``Conv3DLayer`` — how errors name a layer."""
     kind = type(layer).__name__
     return f"{layer.name!r} ({kind})" if getattr(layer, "name", None) else kind
+
+
+def checks_at_build(layer) -> bool:
+    """Whether `layer` can check its arguments against its input shape when it is built.
+
+    False only for a duck-typed input (an object with an ``output_shape`` that is not a
+    `Layer`, e.g. a test's ``Mock``): Lasagne read such shapes without trusting them to be
+    complete, so the shape-dependent checks run when a shape is asked for instead.
+    """
+    incoming = getattr(layer, "input_layer", None)
+    return incoming is None or isinstance(incoming, Layer)
 
 
 class Layer:

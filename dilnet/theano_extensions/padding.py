@@ -5,7 +5,36 @@ import pytensor.tensor as pt
 from ..errors import ConfigError, ShapeError, invalid
 from ..utils import is_int
 
-__all__ = ["pad"]
+__all__ = ["normalize_width", "pad"]
+
+
+def normalize_width(width, n, where="pad"):
+    """`pad`'s `width` for `n` padded axes as ``n`` ``(before, after)`` pairs of ints.
+
+    Raises `ConfigError` naming `where` unless `width` is a non-negative int or `n` entries,
+    each a non-negative int or a pair of them.
+    """
+    if is_int(width):
+        entries = (width,) * n
+    elif isinstance(width, tuple | list) and len(width) == n:
+        entries = tuple(width)
+    else:
+        raise ConfigError(
+            invalid(where, "width", f"an int, or {n} ints or (before, after) pairs", width)
+        )
+    pairs = []
+    for entry in entries:
+        pair = (entry, entry) if is_int(entry) else entry
+        if (
+            not isinstance(pair, tuple | list)
+            or len(pair) != 2
+            or not all(is_int(p) and p >= 0 for p in pair)
+        ):
+            raise ConfigError(
+                invalid(where, "width", "non-negative ints or (before, after) pairs", width)
+            )
+        pairs.append((int(pair[0]), int(pair[1])))
+    return tuple(pairs)
 
 
 def pad(x, width, val=0, batch_ndim=1):
@@ -38,27 +67,7 @@ def pad(x, width, val=0, batch_ndim=1):
             invalid(where, "batch_ndim", f"an int in [0, {x.ndim}) for a {x.ndim}-d input",
                     batch_ndim)
         )  # fmt: skip
-    n = x.ndim - batch_ndim
-    if is_int(width):
-        entries = (width,) * n
-    elif isinstance(width, tuple | list) and len(width) == n:
-        entries = tuple(width)
-    else:
-        raise ConfigError(
-            invalid(where, "width", f"an int, or {n} ints or (before, after) pairs", width)
-        )
-    pairs = []
-    for entry in entries:
-        pair = (entry, entry) if is_int(entry) else entry
-        if (
-            not isinstance(pair, tuple | list)
-            or len(pair) != 2
-            or not all(is_int(p) and p >= 0 for p in pair)
-        ):
-            raise ConfigError(
-                invalid(where, "width", "non-negative ints or (before, after) pairs", width)
-            )
-        pairs.append((int(pair[0]), int(pair[1])))
+    pairs = normalize_width(width, x.ndim - batch_ndim, where)
     shape = [x.shape[i] for i in range(x.ndim)]
     index = [slice(None)] * x.ndim
     for axis, (before, after) in enumerate(pairs, start=batch_ndim):

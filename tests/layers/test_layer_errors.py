@@ -65,7 +65,11 @@ VOL = (None, 4, 9, 9, 9)
             ShapeError,
             r"`indices`. Expected an index into axis 2 of length 9",
         ),
-        (lambda i: L.PadLayer(i, (1, 2)), ConfigError, r"`width`. Expected an int or 3 ints"),
+        (
+            lambda i: L.PadLayer(i, (1, 2)),
+            ConfigError,
+            r"`width`. Expected an int, or 3 ints or \(before, after\) pairs",
+        ),
         (
             lambda i: L.ConcatLayer([i, L.InputLayer((None, 4, 8, 9, 9))]),
             ShapeError,
