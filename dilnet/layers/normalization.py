@@ -33,9 +33,10 @@ class BatchNormLayer(Layer):
     gamma : initializer, array, shared variable, or None
         Learned scale (None: left out); regularizable.
     mean : initializer, array or shared variable
-        Running average of the batch means; not trainable.
+        Running average of the batch means; not trainable, tagged ``batch_norm_stat``.
     inv_std : initializer, array or shared variable
-        Running average of the batch inverse standard deviations; not trainable.
+        Running average of the batch inverse standard deviations; not trainable, tagged
+        ``batch_norm_stat``.
 
     Notes
     -----
@@ -91,9 +92,12 @@ class BatchNormLayer(Layer):
             if gamma is None
             else self.add_param(gamma, shape, "gamma", trainable=True, regularizable=True)
         )
-        self.mean = self.add_param(mean, shape, "mean", trainable=False, regularizable=False)
+        # tagged batch_norm_stat as in Lasagne: get_params(batch_norm_stat=True) finds them
+        self.mean = self.add_param(
+            mean, shape, "mean", trainable=False, regularizable=False, batch_norm_stat=True
+        )
         self.inv_std = self.add_param(
-            inv_std, shape, "inv_std", trainable=False, regularizable=False
+            inv_std, shape, "inv_std", trainable=False, regularizable=False, batch_norm_stat=True
         )
 
     def get_output_for(
