@@ -86,13 +86,17 @@ def test_as_tuple_lasagne_semantics():
 
 
 def test_as_tuple_errors_name_the_argument():
-    with pytest.raises(ConfigError, match=r"as_tuple: .*an iterable of length 4; received x=\[1, 2, 3\]"):
+    with pytest.raises(
+        ConfigError, match=r"as_tuple: .*an iterable of length 4; received x=\[1, 2, 3\]"
+    ):
         as_tuple([1, 2, 3], 4)
     with pytest.raises(ConfigTypeError, match=r"an iterable of int, length 4; received x='abcd'"):
         as_tuple("abcd", 4, int)
     with pytest.raises(ConfigTypeError, match=r"an iterable of int or float, length 2"):
         as_tuple(("a", 1), 2, (int, float))
-    with pytest.raises(ConfigTypeError, match=r"conv: invalid value for `stride`.*received stride=True"):
+    with pytest.raises(
+        ConfigTypeError, match=r"conv: invalid value for `stride`.*received stride=True"
+    ):
         as_tuple(True, 2, int_types, name="stride", where="conv")  # bools are no ints here
     with pytest.raises(ConfigError, match=r"`pad`. Expected values >= 0; received pad=\(1, -1\)"):
         as_tuple((1, -1), 2, int_types, name="pad", where="conv", minimum=0)
@@ -161,7 +165,9 @@ def test_create_param_passes_variables_through_after_checking_them():
     assert create_param(lambda shape: expr, (2, 3)) is expr
     with pytest.raises(ShapeError, match=r"`parameter.ndim`. Expected 3 for shape \(2, 3, 4\)"):
         create_param(shared, (2, 3, 4))
-    with pytest.raises(ShapeError, match=r"`W.shape`. Expected \(3, 2\); received W.shape=\(2, 3\)"):
+    with pytest.raises(
+        ShapeError, match=r"`W.shape`. Expected \(3, 2\); received W.shape=\(2, 3\)"
+    ):
         create_param(np.zeros((2, 3)), (3, 2), name="W")
 
 
