@@ -17,7 +17,7 @@ __all__ = [
     "RankError",
     "ShapeError",
     "SpecError",
-    "UnsupportedError",
+    "UnsupportedInputError",
     "VolumeError",
     "WeightsError",
     "invalid",
@@ -38,10 +38,11 @@ class ConfigTypeError(ConfigError, TypeError):
     no array). Also a `TypeError`, which is what Lasagne raised for these."""
 
 
-class UnsupportedError(ConfigError, RuntimeError):
-    """An argument is well-formed but the function does not support it (an initializer that
-    needs two or more axes given a 1-d shape, `compute_norms` of a list). Also a `RuntimeError`,
-    which is what Lasagne raised for these."""
+class UnsupportedInputError(ConfigError, RuntimeError):
+    """An input of a kind, rank or setting the function does not support (an initializer that
+    needs two or more axes given a 1-d shape, `compute_norms` of a list, a stride that
+    `conv1d_unstrided` cannot take). Also a `RuntimeError`, which is what Lasagne raised for
+    these."""
 
 
 class SpecError(ConfigError):
@@ -52,11 +53,6 @@ class SpecError(ConfigError):
 
 class ShapeError(DilnetError, ValueError):
     """Tensors or layers do not fit together: rank, channels, groups, or sizes."""
-
-
-class RankError(ShapeError, TypeError):
-    """Tensors have the wrong number of dimensions for each other (targets against
-    predictions). Also a `TypeError`, which is what Lasagne raised for a rank mismatch."""
 
 
 class WeightsError(DilnetError, ValueError):
@@ -70,6 +66,11 @@ class VolumeError(DilnetError, ValueError):
     """A volume file cannot be read or written: an unknown file type, a file that is missing,
     unreadable or not the format its name says, or data of the wrong rank or type. The message
     starts with the file."""
+
+
+class RankError(ShapeError, TypeError):
+    """Tensors have the wrong number of dimensions for each other (targets against
+    predictions). Also a `TypeError`, which is what Lasagne raised for a rank mismatch."""
 
 
 class BackendError(DilnetError, ImportError):

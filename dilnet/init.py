@@ -27,7 +27,7 @@ from numbers import Integral, Real
 import numpy as np
 import pytensor
 
-from .errors import ConfigError, UnsupportedError, invalid
+from .errors import ConfigError, UnsupportedInputError, invalid
 from .random import get_rng
 from .utils import is_int, physical_memory
 
@@ -87,9 +87,9 @@ def _check_shape(where: str, shape, *, min_ndim: int = 0, ndim: int | None = Non
     items = tuple(int(n) for n in items)
     # a rank this initializer does not support: Lasagne's RuntimeError
     if ndim is not None and len(items) != ndim:
-        raise UnsupportedError(invalid(where, "shape", f"exactly {ndim} dimensions", items))
+        raise UnsupportedInputError(invalid(where, "shape", f"exactly {ndim} dimensions", items))
     if len(items) < min_ndim:
-        raise UnsupportedError(
+        raise UnsupportedInputError(
             invalid(
                 where,
                 "shape",
@@ -455,7 +455,7 @@ class Identity(Initializer):
     ConfigError
         Unknown variant, negative `noise_std`, `C` not a positive int; when sampling: an even
         kernel size, or ``c_out != c_in`` for the basic variant.
-    UnsupportedError
+    UnsupportedInputError
         When sampling a shape of rank < 3 (also a `RuntimeError`, as Lasagne's initializers
         raised for ranks they do not support).
 
@@ -483,7 +483,7 @@ class Identity(Initializer):
     def sample(self, shape):
         shape = _check_shape("Identity", shape)
         if len(shape) < 3:
-            raise UnsupportedError(
+            raise UnsupportedInputError(
                 invalid("Identity", "shape", "at least 3 dimensions (c_out, c_in, *kernel)", shape)
             )
         c_out, c_in, *kernel = shape

@@ -18,7 +18,7 @@ import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Variable
 
-from .errors import ConfigError, ConfigTypeError, ShapeError, UnsupportedError, invalid
+from .errors import ConfigError, ConfigTypeError, ShapeError, UnsupportedInputError, invalid
 
 __all__ = [
     "as_theano_expression",
@@ -244,7 +244,7 @@ def compute_norms(array, norm_axes=None):
 
     Raises
     ------
-    UnsupportedError
+    UnsupportedInputError
         `array` is neither an array nor an expression (also a `RuntimeError`, as Lasagne).
     ConfigError
         No `norm_axes` for a rank other than 1 to 5 (also a `ValueError`).
@@ -254,7 +254,7 @@ def compute_norms(array, norm_axes=None):
     elif isinstance(array, np.ndarray):
         sqrt, total = np.sqrt, np.sum
     else:
-        raise UnsupportedError(
+        raise UnsupportedInputError(
             invalid(
                 "compute_norms",
                 "array",

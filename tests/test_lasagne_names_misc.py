@@ -8,7 +8,7 @@ import pytest
 from pytensor.graph.basic import equal_computations
 
 from dilnet import init, layers, nonlinearities, objectives, regularization, updates
-from dilnet.errors import ConfigError, RankError, UnsupportedError
+from dilnet.errors import ConfigError, RankError, UnsupportedInputError
 
 
 @pytest.mark.parametrize("delta", [0.5, 1.0, 2])
@@ -62,9 +62,9 @@ def test_rectify_of_an_array_is_an_array():
     "make", [init.GlorotUniform, init.GlorotNormal, init.HeNormal, init.HeUniform, init.Orthogonal]
 )
 def test_initializers_refuse_one_axis_with_a_runtime_error(make):
-    with pytest.raises(UnsupportedError, match="at least 2 dimensions"):
+    with pytest.raises(UnsupportedInputError, match="at least 2 dimensions"):
         make().sample((100,))
-    assert issubclass(UnsupportedError, RuntimeError)
+    assert issubclass(UnsupportedInputError, RuntimeError)
 
 
 def test_c01b_needs_four_axes_and_sparse_two():

@@ -8,7 +8,7 @@ import pytensor.tensor as pt
 import pytest
 
 import dilnet
-from dilnet.errors import ConfigError, ShapeError, UnsupportedError
+from dilnet.errors import ConfigError, ShapeError, UnsupportedInputError
 from dilnet.theano_extensions import conv, padding
 
 ALL = ["conv1d_sc", "conv1d_mc0", "conv1d_mc1", "conv1d_unstrided", "conv1d_sd", "conv1d_md"]
@@ -59,11 +59,11 @@ def test_unknown_border_modes_are_refused(name):
 @pytest.mark.parametrize("name", ["conv1d_unstrided", "conv1d_sd", "conv1d_md"])
 def test_limited_variants_keep_lasagnes_limits(name):
     fn = getattr(conv, name)
-    with pytest.raises(UnsupportedError, match="a stride that divides the filter length \\(3"):
+    with pytest.raises(UnsupportedInputError, match="a stride that divides the filter length \\(3"):
         fn(pt.tensor3(), pt.tensor3(), (1, 1, 10), (2, 1, 3), subsample=(2,))
-    with pytest.raises(UnsupportedError, match="'valid' only"):
+    with pytest.raises(UnsupportedInputError, match="'valid' only"):
         fn(pt.tensor3(), pt.tensor3(), (1, 1, 10), (2, 1, 3), border_mode="full")
-    assert issubclass(UnsupportedError, RuntimeError)
+    assert issubclass(UnsupportedInputError, RuntimeError)
 
 
 def test_lasagne_names_reach_the_modules():

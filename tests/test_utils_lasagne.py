@@ -6,7 +6,7 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from dilnet.errors import ConfigError, ConfigTypeError, ShapeError, UnsupportedError
+from dilnet.errors import ConfigError, ConfigTypeError, ShapeError, UnsupportedInputError
 from dilnet.utils import (
     as_theano_expression,
     as_tuple,
@@ -138,9 +138,9 @@ def test_compute_norms_given_axes_and_errors():
     np.testing.assert_allclose(compute_norms(array, norm_axes=(0, 3)), _norms_loop(array, (0, 3)))
     with pytest.raises(ConfigError, match="Unsupported tensor dimensionality 6"):
         compute_norms(array)
-    with pytest.raises(UnsupportedError, match="Unsupported type list"):
+    with pytest.raises(UnsupportedInputError, match="Unsupported type list"):
         compute_norms([[1.0, 2.0]])
-    assert issubclass(UnsupportedError, RuntimeError)
+    assert issubclass(UnsupportedInputError, RuntimeError)
 
 
 def test_create_param_from_arrays_numbers_and_callables():

@@ -7,7 +7,7 @@ and `conv1d_md` take only ``border_mode='valid'`` and a filter length that is a 
 stride.
 """
 
-from ..errors import ConfigError, UnsupportedError, invalid
+from ..errors import ConfigError, UnsupportedInputError, invalid
 from ..ops import dilated_conv
 from ..shapes import PAD_MODES
 from ..utils import as_tuple, int_types, is_int
@@ -40,12 +40,12 @@ def _conv1d(where, input, filters, filter_shape, border_mode, subsample, filter_
         )
     if valid_only:
         if pad not in ("valid", 0):
-            raise UnsupportedError(invalid(where, "border_mode", "'valid' only", border_mode))
+            raise UnsupportedInputError(invalid(where, "border_mode", "'valid' only", border_mode))
         length = None if filter_shape is None else filter_shape[-1]
         if length is None:
             length = getattr(getattr(filters, "type", None), "shape", (None,))[-1]
         if length is None or length % stride:
-            raise UnsupportedError(
+            raise UnsupportedInputError(
                 invalid(
                     where,
                     "subsample",
@@ -99,7 +99,7 @@ def conv1d_mc1(input, filters, image_shape=None, filter_shape=None, border_mode=
 def conv1d_unstrided(input, filters, image_shape, filter_shape, border_mode="valid",
                      subsample=(1,), filter_flip=True):  # fmt: skip
     """`conv1d_sc` with Lasagne's limits for this variant: ``border_mode='valid'`` and a
-    filter length that is a multiple of the stride (`UnsupportedError`, a `RuntimeError`,
+    filter length that is a multiple of the stride (`UnsupportedInputError`, a `RuntimeError`,
     otherwise)."""
     return _conv1d("conv1d_unstrided", input, filters, filter_shape, border_mode, subsample,
                    filter_flip, valid_only=True)  # fmt: skip
