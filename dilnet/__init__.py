@@ -3,7 +3,7 @@
 The Lasagne module names are here too, so ``import dilnet as lasagne`` ports Lasagne code:
 `dilnet.layers` (with `dilnet.layers.dnn`, Lasagne's cuDNN layer names), `dilnet.init`,
 `dilnet.nonlinearities`, `dilnet.objectives`, `dilnet.updates`, `dilnet.regularization`,
-`dilnet.random`, `dilnet.utils`.
+`dilnet.random`, `dilnet.utils`, `dilnet.theano_extensions`.
 
 Models are written as specs: ``Sequential([...])`` of `dilnet.blocks`, compiled by
 `dilnet.build` (`dilnet.compiler`) into that layer graph, saved with `to_config` and read back
@@ -21,6 +21,7 @@ from . import objectives as objectives
 from . import random as random
 from . import regularization as regularization
 from . import shapes as shapes
+from . import theano_extensions as theano_extensions
 from . import updates as updates
 from ._version import __version__ as __version__
 from .backends.select import get_cpu_kernels as get_cpu_kernels

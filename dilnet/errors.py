@@ -12,10 +12,13 @@ import difflib
 __all__ = [
     "BackendError",
     "ConfigError",
+    "ConfigTypeError",
     "DilnetError",
+    "RankError",
     "ShapeError",
     "SpecError",
     "UnsupportedError",
+    "UnsupportedInputError",
     "VolumeError",
     "WeightsError",
     "invalid",
@@ -29,6 +32,18 @@ class DilnetError(Exception):
 
 class ConfigError(DilnetError, ValueError):
     """An argument or spec field has an invalid value (wrong type, range or length)."""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """An argument has the wrong type (a string where ints are expected, a callable that returns
+    no array). Also a `TypeError`, which is what Lasagne raised for these."""
+
+
+class UnsupportedInputError(ConfigError, RuntimeError):
+    """An input of a kind, rank or setting the function does not support (an initializer that
+    needs two or more axes given a 1-d shape, `compute_norms` of a list, a stride that
+    `conv1d_unstrided` cannot take). Also a `RuntimeError`, which is what Lasagne raised for
+    these."""
 
 
 class SpecError(ConfigError):
@@ -58,6 +73,11 @@ class VolumeError(DilnetError, ValueError):
     """A volume file cannot be read or written: an unknown file type, a file that is missing,
     unreadable or not the format its name says, or data of the wrong rank or type. The message
     starts with the file."""
+
+
+class RankError(ShapeError, TypeError):
+    """Tensors have the wrong number of dimensions for each other (targets against
+    predictions). Also a `TypeError`, which is what Lasagne raised for a rank mismatch."""
 
 
 class BackendError(DilnetError, ImportError):

@@ -27,7 +27,7 @@ from numbers import Integral, Real
 import numpy as np
 import pytensor
 
-from .errors import ConfigError, invalid
+from .errors import ConfigError, UnsupportedInputError, invalid
 from .random import get_rng
 from .utils import is_int, physical_memory
 
@@ -85,10 +85,11 @@ def _check_shape(where: str, shape, *, min_ndim: int = 0, ndim: int | None = Non
             invalid(where, "shape", "a positive int or a tuple of positive ints", shape)
         )
     items = tuple(int(n) for n in items)
+    # a rank this initializer does not support: Lasagne's RuntimeError
     if ndim is not None and len(items) != ndim:
-        raise ConfigError(invalid(where, "shape", f"exactly {ndim} dimensions", items))
+        raise UnsupportedInputError(invalid(where, "shape", f"exactly {ndim} dimensions", items))
     if len(items) < min_ndim:
-        raise ConfigError(
+        raise UnsupportedInputError(
             invalid(
                 where,
                 "shape",
@@ -216,21 +217,19 @@ class Uniform(Initializer):
         return _floatX(get_rng().uniform(low=self.range[0], high=self.range[1], size=shape))
 
 
-class _FanScaled(Initializer):
-    """Shared arguments of `Glorot` and `He`: a std-taking initializer, a gain, the layout."""
-
-    def __init__(self, initializer, gain=1.0, c01b=False):
-        where = type(self).__name__
-        if not callable(initializer):
-            raise ConfigError(
-                invalid(where, "initializer", "a callable taking std=, e.g. Normal", initializer)
-            )
-        self.initializer = initializer
-        self.gain = _check_gain(where, gain)
-        self.c01b = bool(c01b)
+def _fan_scaled(self, initializer, gain, c01b):
+    """Set the arguments `Glorot` and `He` share: a std-taking initializer, a gain, the layout."""
+    where = type(self).__name__
+    if not callable(initializer):
+        raise ConfigError(
+            invalid(where, "initializer", "a callable taking std=, e.g. Normal", initializer)
+        )
+    self.initializer = initializer
+    self.gain = _check_gain(where, gain)
+    self.c01b = bool(c01b)
 
 
-class Glorot(_FanScaled):
+class Glorot(Initializer):
     """Glorot (Xavier) initialisation: standard deviation ``gain * sqrt(2 / (fan_in + fan_out))``.
 
     Parameters
@@ -254,6 +253,9 @@ class Glorot(_FanScaled):
     X. Glorot and Y. Bengio (2010): Understanding the difficulty of training deep
     feedforward neural networks. AISTATS.
     """
+
+    def __init__(self, initializer, gain=1.0, c01b=False):
+        _fan_scaled(self, initializer, gain, c01b)
 
     def sample(self, shape):
         where = type(self).__name__
@@ -286,7 +288,7 @@ class GlorotUniform(Glorot):
         super().__init__(Uniform, gain, c01b)
 
 
-class He(_FanScaled):
+class He(Initializer):
     """He initialisation: standard deviation ``gain * sqrt(1 / fan_in)``.
 
     Parameters
@@ -308,6 +310,9 @@ class He(_FanScaled):
     K. He et al. (2015): Delving deep into rectifiers: surpassing human-level performance
     on ImageNet classification. arXiv:1502.01852.
     """
+
+    def __init__(self, initializer, gain=1.0, c01b=False):
+        _fan_scaled(self, initializer, gain, c01b)
 
     def sample(self, shape):
         where = type(self).__name__
@@ -448,8 +453,11 @@ class Identity(Initializer):
     Raises
     ------
     ConfigError
-        Unknown variant, negative `noise_std`, `C` not a positive int; when sampling: a shape of
-        rank < 3, an even kernel size, or ``c_out != c_in`` for the basic variant.
+        Unknown variant, negative `noise_std`, `C` not a positive int; when sampling: an even
+        kernel size, or ``c_out != c_in`` for the basic variant.
+    UnsupportedInputError
+        When sampling a shape of rank < 3 (also a `RuntimeError`, as Lasagne's initializers
+        raised for ranks they do not support).
 
     References
     ----------
@@ -475,7 +483,7 @@ class Identity(Initializer):
     def sample(self, shape):
         shape = _check_shape("Identity", shape)
         if len(shape) < 3:
-            raise ConfigError(
+            raise UnsupportedInputError(
                 invalid("Identity", "shape", "at least 3 dimensions (c_out, c_in, *kernel)", shape)
             )
         c_out, c_in, *kernel = shape

@@ -17,6 +17,7 @@ from .layers import (
     Layer,
     MergeLayer,
     count_params,
+    get_all_layers,
     get_all_params,
     get_output,
     get_output_shape,
@@ -142,21 +143,14 @@ class Network:
             raise ShapeError(
                 f"the input's spatial shape {spatial} does not fit the Input block's {expected}."
             )
-        layers = [info.layer for info in self.layers]
-        shapes = dict(
-            zip(
-                layers,
-                get_output_shape(layers, {self.input_layer: (None, self.input_shape[1], *spatial)}),
-                strict=True,
-            )
-        )
-        for info in self.layers:
-            layer, shape = info.layer, shapes[info.layer]
-            if any(n is not None and n < 1 for n in shape[2:]):
-                raise ShapeError(
-                    f"{info.path} ({type(info.block).__name__}): layer {layer.name} leaves no "
-                    f"voxels (output shape {shape}) for an input of spatial size {spatial}."
-                )
+        info_of = {info.layer: info for info in self.layers}
+        shapes = {self.input_layer: (None, self.input_shape[1], *spatial)}
+        # layer by layer, inputs first, so that the first layer that does not fit is named with
+        # its block (a merge layer's own shape check would not know the block)
+        for layer in get_all_layers([info.layer for info in self.layers]):
+            if layer in shapes:
+                continue
+            info = info_of[layer]
             if isinstance(layer, MergeLayer):
                 inputs = [shapes[i] for i in layer.input_layers]
                 axis = 1 if isinstance(layer, ConcatLayer) else None
@@ -168,6 +162,15 @@ class Network:
                         f"{[s[1:] for s in inputs]}. A path that pools and upsamples back needs "
                         "lengths divisible by its total pooling factor."
                     )
+                shape = layer.get_output_shape_for(inputs)
+            else:
+                shape = layer.get_output_shape_for(shapes[layer.input_layer])
+            shapes[layer] = shape
+            if any(n is not None and n < 1 for n in shape[2:]):
+                raise ShapeError(
+                    f"{info.path} ({type(info.block).__name__}): layer {layer.name} leaves no "
+                    f"voxels (output shape {shape}) for an input of spatial size {spatial}."
+                )
         return shapes[self.output_layer]
 
     def peak_activation_bytes(self, input_size=None, batch_size=1, itemsize=None):

@@ -144,8 +144,11 @@ def rectify(x):
     Parameters
     ----------
     x : tensor_like
-        The activation.
+        The activation. A numpy array gives a numpy array (as Lasagne, whose rectify was
+        arithmetic that numpy evaluates too).
     """
+    if isinstance(x, np.ndarray):
+        return np.maximum(x, np.zeros((), dtype=x.dtype))
     x = pt.as_tensor_variable(x)
     return pt.maximum(x, _like(0, x))
 

@@ -27,7 +27,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.tensor.type import float_dtypes, integer_dtypes
 
-from .errors import ConfigError, ShapeError, invalid
+from .errors import ConfigError, RankError, ShapeError, invalid
 from .utils import is_int
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "categorical_accuracy",
     "categorical_crossentropy",
     "dice_score",
+    "huber_loss",
     "label_mask",
     "multiclass_hinge_loss",
     "soft_dice",
@@ -82,8 +83,14 @@ def _predictions(predictions, axis, where):
     """Return `predictions` as a tensor and the class axis as a non-negative int."""
     p = pt.as_tensor_variable(predictions)
     if p.ndim < 2:
-        raise ShapeError(
-            invalid(where, "predictions.ndim", "at least 2: (batch, classes, *spatial)", p.ndim)
+        raise RankError(
+            invalid(
+                where,
+                "predictions.ndim",
+                "at least 2: (batch, classes, *spatial) (a rank mismatch between targets and "
+                "predictions otherwise)",
+                p.ndim,
+            )
         )
     if not is_int(axis) or not -p.ndim < axis < p.ndim or axis % p.ndim == 0:
         # Axis 0 is the batch axis; per-(batch, class) results need the two to differ.
@@ -126,11 +133,12 @@ def _targets(p, targets, axis, where):
         expected = p.type.shape
         labels, dense = None, t
     else:
-        raise ShapeError(
+        raise RankError(
             invalid(
                 where,
                 "targets.ndim",
-                f"{p.ndim - 1} (integer labels) or {p.ndim} (one-hot, like predictions of ndim {p.ndim})",
+                f"{p.ndim - 1} (integer labels) or {p.ndim} (one-hot, like predictions of ndim "
+                f"{p.ndim}); a rank mismatch between targets and predictions",
                 t.ndim,
             )
         )
@@ -328,6 +336,37 @@ def categorical_crossentropy(
             )
         loss = loss * v
     return loss
+
+
+def huber_loss(predictions, targets, delta=1):
+    """Elementwise Huber loss: squared for small errors, linear for large ones.
+
+    With ``d = |targets - predictions|``:
+
+        L = 0.5 * d ** 2              if d <= delta
+        L = delta * (d - delta / 2)   otherwise
+
+    Parameters
+    ----------
+    predictions, targets : tensors
+        Of the same shape (a vector of targets against a ``(batch, 1)`` column is aligned to a
+        column, as in Lasagne).
+    delta : scalar, default 1
+        Where the quadratic part meets the linear one (the two agree in value and slope there).
+
+    Returns
+    -------
+    tensor
+        The elementwise loss, in the predictions' float dtype.
+    """
+    p, t = _align_targets(predictions, targets)
+    dtype = _float_dtype(p)
+    if isinstance(delta, Real):
+        _check_real("huber_loss", "delta", delta, low=0)
+    delta = _like(delta, dtype)
+    diff = abs(t - p)
+    half = _scalar(0.5, dtype)
+    return pt.switch(diff <= delta, half * pt.square(diff), delta * (diff - half * delta))
 
 
 def squared_error(a, b):
@@ -571,10 +610,13 @@ def aggregate(loss, weights=None, mode="mean"):
     """
     where = "aggregate"
     if mode not in _AGGREGATE_MODES:
-        raise ConfigError(invalid(where, "mode", "'mean', 'sum' or 'normalized_sum'", mode))
+        raise ConfigError(
+            f"{where}: mode must be 'mean', 'sum' or 'normalized_sum'; received mode={mode!r}."
+        )
     if mode == "normalized_sum" and weights is None:
         raise ConfigError(
-            invalid(where, "weights", "a tensor of weights when mode='normalized_sum'", weights)
+            f"{where}: normalized sums require weights (mode='normalized_sum'); received "
+            "weights=None."
         )
     loss = pt.as_tensor_variable(loss)
     if weights is not None:
@@ -584,6 +626,10 @@ def aggregate(loss, weights=None, mode="mean"):
         return loss.mean()
     if mode == "sum":
         return loss.sum()
+    if weights.type.broadcastable == loss.type.broadcastable:
+        # same rank and no broadcasting (PyTensor broadcasts only static length-1 axes): the
+        # weights already have the loss's shape
+        return loss.sum() / weights.sum()
     return loss.sum() / pt.broadcast_to(weights, loss.shape).sum()
 
 

@@ -12,8 +12,6 @@ dense weights and batch-norm ``gamma``, not biases, ``beta`` or the running aver
 Every result is a symbolic PyTensor scalar, ready to add to a loss and differentiate.
 """
 
-import functools
-import operator
 from numbers import Number
 
 import numpy as np
@@ -94,9 +92,9 @@ def apply_penalty(tensor_or_tensors, penalty, **kwargs):
     if isinstance(tensor_or_tensors, Variable | np.ndarray | Number):
         return penalty(tensor_or_tensors, **kwargs)
     terms = [penalty(x, **kwargs) for x in tensor_or_tensors]
-    if not terms:
-        return _zero()
-    return functools.reduce(operator.add, terms)
+    # Python's sum, as Lasagne (its ``0 +`` is folded away when compiled), so graphs compare
+    # equal to Lasagne's; nothing to penalise is a symbolic zero rather than the int 0
+    return sum(terms) if terms else _zero()
 
 
 def regularize_layer_params(layer, penalty, tags=None, **kwargs):
@@ -154,9 +152,7 @@ def regularize_layer_params_weighted(layers, penalty, tags=None, **kwargs):
         coeff * apply_penalty(layer.get_params(**tags), penalty, **kwargs)
         for layer, coeff in layers.items()
     ]
-    if not terms:
-        return _zero()
-    return functools.reduce(operator.add, terms)
+    return sum(terms) if terms else _zero()
 
 
 def regularize_network_params(layer, penalty, tags=None, **kwargs):

@@ -21,12 +21,13 @@ for even kernels and for strides above 1 (Lasagne refuses even kernels, PyTorch 
 
 from typing import NamedTuple
 
-from .errors import ConfigError, invalid
+from .errors import ConfigError, ConfigTypeError, invalid
 from .utils import is_int
 
 __all__ = [
     "PAD_MODES",
     "KernelMisfit",
+    "conv_input_length",
     "conv_output_length",
     "conv_output_shape",
     "dilated_extent",
@@ -78,7 +79,7 @@ def resolve_padding(input_length, filter_size, pad, stride=1, dilation=1):
             return (extent - 1, extent - 1)
         if pad == "same":
             return same_padding(input_length, filter_size, stride, dilation)
-        raise ValueError(f"unknown padding mode {pad!r}; expected one of {PAD_MODES}")
+        raise ConfigError(f"Invalid pad: {pad!r} is no padding mode; expected one of {PAD_MODES}")
     if isinstance(pad, tuple):
         return pad
     return (pad, pad)
@@ -98,6 +99,23 @@ def conv_output_length(input_length, filter_size, stride=1, pad=0, dilation=1):
     before, after = resolve_padding(input_length, filter_size, pad, stride, dilation)
     extent = dilated_extent(filter_size, dilation)
     return (input_length + before + after - extent) // stride + 1
+
+
+def conv_input_length(output_length, filter_size, stride=1, pad=0, dilation=1):
+    """The smallest input length a convolution maps to `output_length` along one axis.
+
+    Lasagne's ``conv_input_length`` (with `dilation` added): for a ``(before, after)`` padding
+    ``(out - 1) * stride + extent - before - after``; 'same' gives ``(out - 1) * stride + 1``
+    (for odd kernels the same as Lasagne's, which padded ``k // 2`` on both sides). With
+    ``stride > 1`` the next ``stride - 1`` lengths give the same output length. Returns None
+    when `output_length` is None.
+    """
+    if output_length is None:
+        return None
+    if isinstance(pad, str) and pad == "same":
+        return (output_length - 1) * stride + 1
+    before, after = resolve_padding(None, filter_size, pad, stride, dilation)
+    return (output_length - 1) * stride + dilated_extent(filter_size, dilation) - before - after
 
 
 def transposed_conv_output_length(input_length, filter_size, stride=1, pad=0, dilation=1):
@@ -147,15 +165,16 @@ def normalize_pad(pad, n, where="dilated_conv", name="pad"):
     `pad` is 'valid', 'full', 'same', a non-negative int, or per axis a non-negative int or a
     ``(before, after)`` pair. Entries are ``(before, after)`` pairs of ints, 'full' or 'same'
     (the two that depend on the kernel, and for 'same' the length). Raises `ConfigError`
-    naming `where` and `name` otherwise.
+    naming `where` and `name` otherwise (`ConfigTypeError` for a string that is no mode).
     """
     expected = (
-        f"{', '.join(map(repr, PAD_MODES))}, a non-negative int, or {n} entries each an int or "
-        "a (before, after) pair"
+        f"{', '.join(map(repr, PAD_MODES))}, a non-negative int, or an iterable of int or "
+        f"(before, after) pairs, length {n}"
     )
     if isinstance(pad, str):
         if pad not in PAD_MODES:
-            raise ConfigError(invalid(where, name, expected, pad))
+            # as Lasagne, a string that is no mode is a TypeError (it is not an int either)
+            raise ConfigTypeError(invalid(where, name, expected, pad))
         return ("same" if pad == "same" else (0, 0) if pad == "valid" else "full",) * n
     if is_int(pad):
         entries = (pad,) * n

@@ -66,8 +66,9 @@ _NOT_SHARED = (
 # --- argument normalisers ------------------------------------------------------------------------
 
 
-def _check_params(params, where: str) -> list:
-    """`params` as a list, every item a floating-point tensor shared variable."""
+def _check_params(params, where: str, *, floats: bool = True) -> list:
+    """`params` as a list, every item a tensor shared variable (a floating-point one when
+    `floats`: the update rules)."""
     if isinstance(params, Variable):
         raise ConfigError(invalid(where, "params", "a list of shared variables", params))
     try:
@@ -78,7 +79,7 @@ def _check_params(params, where: str) -> list:
         if not (
             isinstance(param, SharedVariable)
             and isinstance(param.type, TensorType)
-            and param.dtype.startswith("float")
+            and (param.dtype.startswith("float") or not floats)
         ):
             raise ConfigError(invalid(where, f"params[{i}]", _NOT_SHARED, param))
     return params
@@ -91,9 +92,9 @@ def _as_tensor(value, name: str, where: str, expected: str):
         raise ConfigError(invalid(where, name, expected, value)) from err
 
 
-def _grads(loss_or_grads, params, where: str) -> tuple[list, list]:
+def _grads(loss_or_grads, params, where: str, *, floats: bool = True) -> tuple[list, list]:
     """Checked `params` and their gradients: the given list, or ``pytensor.grad(loss, params)``."""
-    params = _check_params(params, where)
+    params = _check_params(params, where, floats=floats)
     if isinstance(loss_or_grads, list | tuple):
         if len(loss_or_grads) != len(params):
             expected = f"a scalar loss or {len(params)} gradient expressions (one per parameter)"
@@ -194,12 +195,18 @@ def get_or_compute_grads(loss_or_grads, params):
     Raises
     ------
     ConfigError
-        If an element of `params` is not a shared variable (its gradient could be computed, but
-        it could never be updated, so fail early), or if a list of gradients has a different
+        If an element of `params` is not a tensor shared variable (its gradient could be
+        computed, but it could never be updated, so fail early; integer ones are allowed here,
+        their gradient is 0, while the update rules need floats), or if a list of gradients has a different
         length from `params` or a gradient a different number of dims from its parameter.
         `ConfigError` is a `ValueError`, as Lasagne raised.
     """
-    return _grads(loss_or_grads, params, "get_or_compute_grads")[1]
+    grads = _grads(loss_or_grads, params, "get_or_compute_grads", floats=False)[1]
+    if isinstance(loss_or_grads, list) and all(
+        g is given for g, given in zip(grads, loss_or_grads, strict=True)
+    ):
+        return loss_or_grads  # as Lasagne: a list of expressions comes back as is
+    return grads
 
 
 @_with_state_updates
@@ -844,7 +851,10 @@ def norm_constraint(tensor_var, max_norm, norm_axes=None, epsilon=1e-7):
     elif ndim in (3, 4, 5):  # conv weights (num_filters, channels, *filter_size)
         sum_over = tuple(range(1, ndim))
     else:
-        expected = f"explicit axes for a {ndim}-d tensor (the default covers 2- to 5-d weights)"
+        expected = (
+            f"explicit axes for a {ndim}-d tensor (Unsupported tensor dimensionality {ndim}: "
+            "the default covers 2- to 5-d weights)"
+        )
         raise ConfigError(invalid(where, "norm_axes", expected, norm_axes))
     dtype = tensor_var.dtype
     max_norm = _as(_hyper(max_norm, "max_norm", where), dtype)

@@ -20,7 +20,7 @@ LAYERS = [
      "dilnet.random", "dilnet.allocator", "dilnet.io.arrays", "dilnet.io.weights",
      "dilnet.io.volume", "dilnet.status"],
     # the correlation Op family and its kernels / linker registrations; dilnet's PyTensor mode
-    ["dilnet.ops", "dilnet.backends", "dilnet.modes"],
+    ["dilnet.ops", "dilnet.backends", "dilnet.modes", "dilnet.theano_extensions"],
     # the Lasagne-style layer graph and Lasagne's module names
     ["dilnet.layers", "dilnet.init", "dilnet.nonlinearities", "dilnet.objectives",
      "dilnet.updates", "dilnet.regularization", "dilnet.interop"],

@@ -8,7 +8,7 @@ import pytensor.tensor as pt
 import pytest
 from pytensor.tensor.special import softmax
 
-from dilnet.errors import ConfigError, ShapeError
+from dilnet.errors import ConfigError, RankError, ShapeError
 from dilnet.objectives import (
     aggregate,
     binary_accuracy,
@@ -564,10 +564,12 @@ LABELLED = [categorical_crossentropy, multiclass_hinge_loss, soft_dice, dice_sco
 
 @pytest.mark.parametrize("fn", [*LABELLED, categorical_accuracy])
 def test_targets_of_the_wrong_rank(fn):
+    # a RankError: a ShapeError and, as Lasagne's rank-mismatch error, a TypeError
     with pytest.raises(
-        ShapeError,
+        RankError,
         match=rf"{fn.__name__}: invalid value for `targets.ndim`. Expected 4 \(integer labels\) "
-        r"or 5 \(one-hot.*\); received targets.ndim=3\.",
+        r"or 5 \(one-hot.*\); a rank mismatch between targets and predictions; received "
+        r"targets.ndim=3\.",
     ):
         fn(ptensor(), labels_var(ndim=3))
 
@@ -650,11 +652,11 @@ def test_aggregate_errors():
     loss = ptensor("L", ndim=4)
     with pytest.raises(
         ConfigError,
-        match=r"aggregate: invalid value for `mode`. Expected 'mean', 'sum' or 'normalized_sum'; received mode='avg'\.",
+        match=r"aggregate: mode must be 'mean', 'sum' or 'normalized_sum'; received mode='avg'\.",
     ):
         aggregate(loss, mode="avg")
     with pytest.raises(
         ConfigError,
-        match=r"aggregate: invalid value for `weights`. Expected a tensor of weights when mode='normalized_sum'; received weights=None\.",
+        match=r"aggregate: normalized sums require weights \(mode='normalized_sum'\); received weights=None\.",
     ):
         aggregate(loss, mode="normalized_sum")

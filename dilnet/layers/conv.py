@@ -5,11 +5,14 @@ the convolution it transposes (Lasagne's convention): ``(in, num_filters // grou
 """
 
 import pytensor.tensor as pt
+from pytensor.graph.basic import Variable
+from pytensor.tensor.type import integer_dtypes
 
 from .. import init, nonlinearities
 from ..errors import ConfigError, ShapeError, invalid
 from ..ops import dilated_conv
 from ..ops.corr import DilatedCorrGradInputs
+from ..shapes import conv_input_length as conv_input_length  # Lasagne's layers.conv names it
 from ..shapes import (
     conv_output_length,
     kernel_misfit,
@@ -17,10 +20,11 @@ from ..shapes import (
     resolve_padding,
     transposed_conv_output_length,
 )
-from ..utils import as_tuple, is_int
+from ..utils import as_tuple, int_types, is_int
 from .base import Layer, describe
 
 __all__ = [
+    "BaseConvLayer",
     "Conv1DLayer",
     "Conv2DLayer",
     "Conv3DLayer",
@@ -53,7 +57,7 @@ def _spatial_rank(layer, input_shape, n):
             invalid(
                 where,
                 "input shape",
-                f"{n + 2} dimensions: (batch, channels, {n} spatial axes)",
+                f"{n + 2} input dimensions: (batch, channels, {n} spatial axes)",
                 input_shape,
             )
         )
@@ -80,12 +84,17 @@ class _ConvBase(Layer):
         if not is_int(num_filters) or num_filters < 1:
             raise ConfigError(invalid(where, "num_filters", "a positive int", num_filters))
         self.num_filters = int(num_filters)
-        self.filter_size = as_tuple(filter_size, n, "filter_size", where, minimum=1)
-        self.stride = as_tuple(stride, n, "stride", where, minimum=1)
-        self.dilation = as_tuple(dilation, n, "dilation", where, minimum=1)
+        self.filter_size = as_tuple(
+            filter_size, n, int_types, name="filter_size", where=where, minimum=1
+        )
+        self.stride = as_tuple(stride, n, int_types, name="stride", where=where, minimum=1)
+        self.dilation = as_tuple(dilation, n, int_types, name="dilation", where=where, minimum=1)
         self.pads = normalize_pad(pad, n, where, pad_name)
         if not is_int(num_groups) or num_groups < 1:
-            raise ConfigError(invalid(where, "num_groups", "a positive int", num_groups))
+            raise ConfigError(
+                invalid(where, "num_groups", "a positive int (num_groups must be positive)",
+                        num_groups)
+            )  # fmt: skip
         channels = self.input_shape[1]
         if channels % num_groups or self.num_filters % num_groups:
             raise ShapeError(
@@ -93,7 +102,7 @@ class _ConvBase(Layer):
                     where,
                     "num_groups",
                     f"a divisor of both the {channels} input channels and num_filters="
-                    f"{self.num_filters}",
+                    f"{self.num_filters} (num_groups must evenly divide both)",
                     num_groups,
                 )
             )
@@ -130,8 +139,10 @@ class _ConvBase(Layer):
         return self.nonlinearity(conved)
 
 
-class ConvLayer(_ConvBase):
-    """N-d dilated convolution layer (1D, 2D or 3D from the input's rank, or fixed by `n`).
+class BaseConvLayer(_ConvBase):
+    """What every convolution layer shares (Lasagne's ``BaseConvLayer``): arguments, weights,
+    biases, output shape, nonlinearity; subclasses define `convolve`. `ConvLayer` is the one
+    dilnet computes with.
 
     Parameters
     ----------
@@ -239,6 +250,21 @@ class ConvLayer(_ConvBase):
         return (input_shape[0], self.num_filters, *spatial)
 
     def convolve(self, input, **kwargs):
+        """The convolution alone (no bias, no nonlinearity); subclasses define it."""
+        raise NotImplementedError(f"{describe(self)} does not define convolve")
+
+    def get_output_for(self, input, **kwargs):
+        conved = self.convolve(pt.as_tensor_variable(input), **kwargs)
+        return self._finish(conved)
+
+
+class ConvLayer(BaseConvLayer):
+    """N-d dilated convolution layer (1D, 2D or 3D from the input's rank, or fixed by `n`).
+
+    `BaseConvLayer` with its `convolve`: the arguments, shapes and Notes are `BaseConvLayer`'s.
+    """
+
+    def convolve(self, input, **kwargs):
         """The convolution alone (no bias, no nonlinearity)."""
         return dilated_conv(
             input,
@@ -249,10 +275,6 @@ class ConvLayer(_ConvBase):
             groups=self.num_groups,
             flip_filters=self.flip_filters,
         )
-
-    def get_output_for(self, input, **kwargs):
-        conved = self.convolve(input, **kwargs)
-        return self._finish(conved)
 
 
 class Conv1DLayer(ConvLayer):
@@ -353,9 +375,10 @@ class TransposedConvLayer(_ConvBase):
     W : initializer, array, shared variable or expression
         ``(channels, num_filters // num_groups, *filter_size)``: the weights of the convolution
         that maps this layer's output back to its input (Lasagne's layout).
-    output_size : int or tuple of int, optional
+    output_size : int, tuple of int or integer vector expression, optional
         Output spatial lengths when several fit (``stride > 1``); must map back to the input
-        lengths under the forward convolution.
+        lengths under the forward convolution (checked when given as ints). An expression (as
+        Lasagne, e.g. a shared variable) makes the output shape's spatial lengths None.
     untie_biases : bool
         As in `ConvLayer`.
     b : initializer, array, shared variable, expression or None
@@ -406,11 +429,20 @@ class TransposedConvLayer(_ConvBase):
             n, num_filters, filter_size, stride, dilation, crop, "crop", num_groups,
             flip_filters, untie_biases, nonlinearity,
         )  # fmt: skip
-        self.output_size = (
-            None
-            if output_size is None
-            else as_tuple(output_size, self.n, "output_size", describe(self), minimum=1)
-        )
+        if isinstance(output_size, Variable):
+            # symbolic (Lasagne): the output lengths are known when the graph runs
+            if output_size.ndim != 1 or output_size.dtype not in integer_dtypes:
+                raise ConfigError(
+                    invalid(describe(self), "output_size",
+                            f"ints, or an integer vector expression of length {self.n}",
+                            output_size)
+                )  # fmt: skip
+            self.output_size = output_size
+        elif output_size is not None:
+            self.output_size = as_tuple(output_size, self.n, int_types, name="output_size",
+                                        where=describe(self), minimum=1)  # fmt: skip
+        else:
+            self.output_size = None
         self._check_output_size()
         self._add_weights(W, b)
 
@@ -433,7 +465,7 @@ class TransposedConvLayer(_ConvBase):
                 f"{where}: crop={self.crop!r} removes more than the {natural} output elements "
                 f"for input shape {self.input_shape}."
             )
-        if self.output_size is None:
+        if self.output_size is None or isinstance(self.output_size, Variable):
             return
         for axis, (want, length, k, s, d, p) in enumerate(
             zip(
@@ -458,12 +490,18 @@ class TransposedConvLayer(_ConvBase):
                 )
 
     def get_output_shape_for(self, input_shape):
-        spatial = self.output_size or self._lengths(input_shape[2:])
+        if isinstance(self.output_size, Variable):
+            spatial = (None,) * self.n
+        else:
+            spatial = self.output_size or self._lengths(input_shape[2:])
         return (input_shape[0], self.num_filters, *spatial)
 
     def get_output_for(self, input, **kwargs):
+        input = pt.as_tensor_variable(input)
         spatial = self.output_size
-        if spatial is None:
+        if isinstance(spatial, Variable):
+            spatial = tuple(spatial[i] for i in range(self.n))
+        elif spatial is None:
             static = self._lengths(input.type.shape[2:])
             symbolic = self._lengths(tuple(input.shape[i] for i in range(2, input.ndim)))
             spatial = tuple(

@@ -1,5 +1,6 @@
 """Functions over whole layer graphs: outputs, shapes, layers, parameters and their values."""
 
+import difflib
 import inspect
 import warnings
 from collections import OrderedDict
@@ -7,7 +8,7 @@ from collections import OrderedDict
 import numpy as np
 import pytensor.tensor as pt
 
-from ..errors import ConfigError, ShapeError, invalid
+from ..errors import ConfigError, ConfigTypeError, ShapeError, invalid
 from .base import Layer, MergeLayer, describe
 from .input import InputLayer
 
@@ -37,11 +38,22 @@ def _inputs_of(layer):
     # only dilnet Layers are followed: an object that merely has an `output_shape` (Lasagne
     # accepts one as an incoming layer) is a leaf; following its attributes could go on forever
     # (a Mock's `input_layer` is a new Mock)
-    if not isinstance(layer, Layer):
+    if not isinstance(layer, Layer) or isinstance(layer, InputLayer):
         return []
     if isinstance(layer, MergeLayer):
         return [x for x in layer.input_layers if x is not None]
     return [] if layer.input_layer is None else [layer.input_layer]
+
+
+def _check_keys(where, name, given, all_layers):
+    """Keys of an inputs dict: Layers, None (the input of layers built from a shape tuple), or
+    a duck-typed layer that feeds the network."""
+    known = set(all_layers)
+    for key in given:
+        if key is not None and not isinstance(key, Layer) and key not in known:
+            raise ConfigTypeError(
+                invalid(where, f"{name} key", "a Layer, None, or a layer of this network", key)
+            )
 
 
 def get_all_layers(layer, treat_as_input=None):
@@ -90,7 +102,7 @@ def get_output(layer_or_layers, inputs=None, **kwargs):
     inputs : None, expression/array, or dict
         None uses each `InputLayer`'s ``input_var``; a single expression replaces the only
         input layer's; a dict maps layers (input or not) to expressions that replace their
-        outputs.
+        outputs, and the key None to the input of layers built from a shape tuple.
     **kwargs
         Passed to every layer's ``get_output_for``, e.g. ``deterministic=True`` to switch off
         dropout and normalize with batch-norm's running averages.
@@ -99,10 +111,16 @@ def get_output(layer_or_layers, inputs=None, **kwargs):
     -------
     expression or list of expressions
     """
-    result, unused = _propagate(layer_or_layers, inputs, kwargs)
+    result, unused, accepted = _propagate(layer_or_layers, inputs, kwargs)
     if unused:
+        hints = "".join(
+            f" (perhaps you meant {close[0]} for {name})"
+            for name in sorted(unused)
+            if (close := difflib.get_close_matches(name, sorted(accepted), n=1, cutoff=0.6))
+        )
         warnings.warn(
-            f"get_output: no layer in this network accepts the keyword arguments {sorted(unused)}.",
+            f"get_output: no layer in this network accepts the keyword arguments "
+            f"{sorted(unused)}.{hints}",
             UserWarning,
             stacklevel=2,
         )
@@ -110,19 +128,22 @@ def get_output(layer_or_layers, inputs=None, **kwargs):
 
 
 def _propagate(layer_or_layers, inputs, kwargs):
-    """`get_output`'s work: (the output expression(s), the names in `kwargs` no layer accepts).
+    """`get_output`'s work: (the output expression(s), the names in `kwargs` no layer accepts,
+    the names some layer accepts).
 
     A layer that runs a graph of its own inside (a recurrent layer's input-to-hidden network)
     calls this with the keyword arguments its own `get_output` call already checked."""
     layers, single = _as_list(layer_or_layers)
     given = dict(inputs) if isinstance(inputs, dict) else {}
     all_layers = get_all_layers(layers, treat_as_input=given.keys())
+    _check_keys("get_output", "inputs", given, all_layers)
     outputs = OrderedDict(
         (layer, layer.input_var)
         for layer in all_layers
         if isinstance(layer, InputLayer) and layer not in given
     )
     for layer, expr in given.items():
+        # the key None stands for the input of layers built from a shape tuple (Lasagne)
         outputs[layer] = pt.as_tensor_variable(expr)
     if inputs is not None and not isinstance(inputs, dict):
         free = [layer for layer in all_layers if isinstance(layer, InputLayer)]
@@ -145,7 +166,7 @@ def _propagate(layer_or_layers, inputs, kwargs):
             parents = layer.input_layers
         else:
             parents = [layer.input_layer]
-        missing = [p for p in parents if p is None or p not in outputs]
+        missing = [p for p in parents if p not in outputs]
         if missing:
             raise ConfigError(
                 f"get_output: layer {describe(layer)} was built from a shape tuple, not a layer; "
@@ -157,18 +178,20 @@ def _propagate(layer_or_layers, inputs, kwargs):
         )
         accepted |= _accepted_kwargs(layer)
     result = [outputs[layer] for layer in layers]
-    return (result[0] if single else result), set(kwargs) - accepted
+    return (result[0] if single else result), set(kwargs) - accepted, accepted
 
 
 def get_output_shape(layer_or_layers, input_shapes=None):
     """Output shape(s) of `layer_or_layers`, for the built-in input shapes or `input_shapes`
-    (a shape tuple for the only input layer, or a dict {layer: shape})."""
+    (a shape tuple for the only input layer, or a dict {layer: shape}; the key None gives the
+    input shape of layers built from a shape tuple)."""
     layers, single = _as_list(layer_or_layers)
-    if input_shapes is None:
+    if input_shapes is None or (isinstance(input_shapes, dict) and not input_shapes):
         result = [layer.output_shape for layer in layers]
         return result[0] if single else result
     given = dict(input_shapes) if isinstance(input_shapes, dict) else {}
     all_layers = get_all_layers(layers, treat_as_input=given.keys())
+    _check_keys("get_output_shape", "input_shapes", given, all_layers)
     shapes = {layer: layer.shape for layer in all_layers if isinstance(layer, InputLayer)}
     shapes.update(given)
     if not isinstance(input_shapes, dict):
@@ -182,10 +205,17 @@ def get_output_shape(layer_or_layers, input_shapes=None):
     for layer in all_layers:
         if layer in shapes:
             continue
+        parents = layer.input_layers if isinstance(layer, MergeLayer) else [layer.input_layer]
+        if any(p not in shapes for p in parents):
+            raise ConfigError(
+                f"get_output_shape: the input shape of {describe(layer)} is unknown (it was built "
+                "from a shape tuple or a stand-in); give it in `input_shapes` as {layer: shape} "
+                "or {None: shape}."
+            )
         if isinstance(layer, MergeLayer):
-            shapes[layer] = layer.get_output_shape_for([shapes[p] for p in layer.input_layers])
+            shapes[layer] = layer.get_output_shape_for([shapes[p] for p in parents])
         else:
-            shapes[layer] = layer.get_output_shape_for(shapes[layer.input_layer])
+            shapes[layer] = layer.get_output_shape_for(shapes[parents[0]])
     result = [shapes[layer] for layer in layers]
     return result[0] if single else result
 

@@ -5,7 +5,7 @@ import pytensor.tensor as pt
 
 from .. import init, nonlinearities
 from ..errors import ConfigError, ShapeError, UnsupportedError, invalid
-from ..utils import as_tuple, is_int
+from ..utils import as_tuple, int_types, is_int
 from .base import Layer, describe
 
 __all__ = ["LocallyConnected2DLayer"]
@@ -75,8 +75,10 @@ class LocallyConnected2DLayer(Layer):
         where = describe(self)
         if not is_int(num_filters) or num_filters < 1:
             raise ConfigError(invalid(where, "num_filters", "a positive int", num_filters))
-        self.filter_size = as_tuple(filter_size, 2, "filter_size", where, minimum=1)
-        self.stride = as_tuple(stride, 2, "stride", where, minimum=1)
+        self.filter_size = as_tuple(
+            filter_size, 2, int_types, name="filter_size", where=where, minimum=1
+        )
+        self.stride = as_tuple(stride, 2, int_types, name="stride", where=where, minimum=1)
         if self.stride != (1, 1):
             raise UnsupportedError(
                 invalid(where, "stride", "1 (the layer requires stride=1 / (1, 1))", stride)

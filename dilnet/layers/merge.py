@@ -18,34 +18,57 @@ __all__ = [
 CROP_MODES = (None, "lower", "center", "upper")
 
 
-def _check_cropping(layer, cropping):
-    """None, or one entry per axis (a shorter sequence is padded with None, as Lasagne)."""
+def _check_modes(where, cropping, rank=None):
+    """`cropping`'s entries are crop modes and, when `rank` is known, at most `rank` of them."""
     if cropping is None:
-        return None
-    rank = len(layer.input_shapes[0])
+        return
     if (
         not isinstance(cropping, tuple | list)
-        or len(cropping) > rank
+        or (rank is not None and len(cropping) > rank)
         or any(c not in CROP_MODES for c in cropping)
     ):
+        most = "" if rank is None else f"up to {rank} "
         raise ConfigError(
             invalid(
-                describe(layer),
+                where,
                 "cropping",
-                f"None or up to {rank} entries of None/'lower'/'center'/'upper', one per axis",
+                f"None or {most}entries of None/'lower'/'center'/'upper', one per axis",
                 cropping,
             )
         )
-    return tuple(cropping) + (None,) * (rank - len(cropping))
+
+
+def _known(shapes):
+    """Whether every input shape is a sequence (duck-typed inputs may not say)."""
+    return all(isinstance(s, tuple | list) for s in shapes)
+
+
+def _check_cropping(layer, cropping):
+    """None, or the crop modes as a tuple (padded with None to the inputs' rank when known,
+    as Lasagne pads a shorter sequence)."""
+    if cropping is None:
+        return None
+    rank = len(layer.input_shapes[0]) if _known(layer.input_shapes) else None
+    _check_modes(describe(layer), cropping, rank)
+    return tuple(cropping) + (None,) * ((rank or 0) - len(cropping))
+
+
+def _same_rank(where, ranks, what):
+    if len(set(ranks)) != 1:
+        raise ShapeError(f"{where}: cannot crop inputs of different ranks: {what}.")
 
 
 def autocrop_array_shapes(input_shapes, cropping):
-    """Shapes after `autocrop`: cropped axes take the smallest known length."""
+    """Shapes after `autocrop`: cropped axes take the smallest known length.
+
+    Raises `ConfigError` for an unknown crop mode and `ShapeError` for inputs of different
+    ranks (both `ValueError`s, as Lasagne).
+    """
     if cropping is None:
         return [tuple(s) for s in input_shapes]
-    ranks = {len(s) for s in input_shapes}
-    if len(ranks) != 1:
-        raise ShapeError(f"cannot crop inputs of different ranks: shapes {list(input_shapes)}.")
+    _check_modes("autocrop_array_shapes", cropping)
+    _same_rank("autocrop_array_shapes", [len(s) for s in input_shapes],
+               f"shapes {list(input_shapes)}")  # fmt: skip
     out = [list(s) for s in input_shapes]
     for axis, mode in enumerate(cropping):
         if mode is None:
@@ -66,7 +89,9 @@ def autocrop(inputs, cropping):
     """
     if cropping is None:
         return list(inputs)
-    inputs = list(inputs)
+    _check_modes("autocrop", cropping)
+    inputs = [pt.as_tensor_variable(x) for x in inputs]
+    _same_rank("autocrop", [x.ndim for x in inputs], f"ndims {[x.ndim for x in inputs]}")
     ndim = inputs[0].ndim
     slices = [[slice(None)] * ndim for _ in inputs]
     for axis, mode in enumerate(cropping):
@@ -114,10 +139,12 @@ class ElemwiseMergeLayer(MergeLayer):
             )
         self.merge_function = merge_function
         self.cropping = _check_cropping(self, cropping)
-        _check_equal(self, autocrop_array_shapes(self.input_shapes, self.cropping))
+        if _known(self.input_shapes):
+            _check_equal(self, autocrop_array_shapes(self.input_shapes, self.cropping))
 
     def get_output_shape_for(self, input_shapes):
         shapes = autocrop_array_shapes(input_shapes, self.cropping)
+        _check_equal(self, shapes)
         return tuple(
             next((s[axis] for s in shapes if s[axis] is not None), None)
             for axis in range(len(shapes[0]))
@@ -165,19 +192,33 @@ class ConcatLayer(MergeLayer):
 
     def __init__(self, incomings, axis=1, cropping=None, **kwargs):
         super().__init__(incomings, **kwargs)
-        rank = len(self.input_shapes[0])
-        if not is_int(axis) or not -rank <= axis < rank:
-            raise ConfigError(invalid(describe(self), "axis", f"an axis of {rank}-d inputs", axis))
-        self.axis = axis % rank
+        where = describe(self)
+        if not is_int(axis):
+            raise ConfigError(invalid(where, "axis", "an int", axis))
+        self.axis = int(axis)
+        if _known(self.input_shapes):
+            rank = len(self.input_shapes[0])
+            if not -rank <= axis < rank:
+                raise ConfigError(invalid(where, "axis", f"an axis of {rank}-d inputs", axis))
+            self.axis = axis % rank
         self.cropping = _check_cropping(self, cropping)
-        _check_equal(self, autocrop_array_shapes(self.input_shapes, self.cropping), self.axis)
+        if self.cropping is not None:
+            # as Lasagne: the inputs keep their lengths along the concatenation axis
+            modes = list(self.cropping)
+            if -len(modes) <= self.axis < len(modes):
+                modes[self.axis] = None
+            self.cropping = tuple(modes)
+        if _known(self.input_shapes):
+            _check_equal(self, autocrop_array_shapes(self.input_shapes, self.cropping), self.axis)
 
     def get_output_shape_for(self, input_shapes):
         shapes = autocrop_array_shapes(input_shapes, self.cropping)
+        concat_axis = self.axis % len(shapes[0])
+        _check_equal(self, shapes, concat_axis)
         out = []
         for axis in range(len(shapes[0])):
             lengths = [s[axis] for s in shapes]
-            if axis == self.axis:
+            if axis == concat_axis:
                 out.append(None if None in lengths else sum(lengths))
             else:
                 out.append(next((n for n in lengths if n is not None), None))

@@ -1,5 +1,7 @@
 """`DropoutLayer` (Srivastava et al. 2014)."""
 
+from numbers import Real
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -11,7 +13,19 @@ from ..errors import ConfigError, invalid
 from ..utils import is_int
 from .base import Layer, add_state_update, describe
 
-__all__ = ["DropoutLayer", "GaussianNoiseLayer", "dropout", "dropout_channels", "spatial_dropout"]
+__all__ = [
+    "DropoutLayer",
+    "GaussianNoiseLayer",
+    "dropout",
+    "dropout_channels",
+    "dropout_locations",
+    "spatial_dropout",
+]
+
+
+def _is_real(value) -> bool:
+    """Python and numpy ints and floats (``np.float32(0.5)`` too), not bools."""
+    return isinstance(value, Real) and not isinstance(value, bool | np.bool_)
 
 
 def _layer_rng(layer):
@@ -47,9 +61,7 @@ class DropoutLayer(Layer):
         super().__init__(incoming, **kwargs)
         where = describe(self)
         symbolic = isinstance(p, Variable) and p.ndim == 0
-        if not symbolic and (
-            not isinstance(p, int | float) or isinstance(p, bool) or not 0 <= p < 1
-        ):
+        if not symbolic and (not _is_real(p) or not 0 <= p < 1):
             raise ConfigError(invalid(where, "p", "a probability in [0, 1) or a scalar tensor", p))
         rank = len(self.input_shape)
         axes = (shared_axes,) if is_int(shared_axes) else tuple(shared_axes)
@@ -93,9 +105,7 @@ class GaussianNoiseLayer(Layer):
 
     def __init__(self, incoming, sigma=0.1, **kwargs):
         super().__init__(incoming, **kwargs)
-        if not isinstance(sigma, Variable) and (
-            not isinstance(sigma, int | float) or isinstance(sigma, bool) or sigma < 0
-        ):
+        if not isinstance(sigma, Variable) and (not _is_real(sigma) or sigma < 0):
             raise ConfigError(invalid(describe(self), "sigma", "a non-negative number", sigma))
         self.sigma = sigma
         self._rng = _layer_rng(self)
@@ -117,3 +127,10 @@ def dropout_channels(incoming, *args, **kwargs):
 
 
 spatial_dropout = dropout_channels
+
+
+def dropout_locations(incoming, *args, **kwargs):
+    """`DropoutLayer` sharing the mask over the channels (axis 1): drops every channel of a
+    location together."""
+    kwargs["shared_axes"] = (1,)
+    return DropoutLayer(incoming, *args, **kwargs)

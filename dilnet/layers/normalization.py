@@ -137,9 +137,10 @@ class BatchNormLayer(Layer):
     gamma : initializer, array, shared variable, or None
         Learned scale (None: left out); regularizable.
     mean : initializer, array or shared variable
-        Running average of the batch means; not trainable.
+        Running average of the batch means; not trainable, tagged ``batch_norm_stat``.
     inv_std : initializer, array or shared variable
-        Running average of the batch inverse standard deviations; not trainable.
+        Running average of the batch inverse standard deviations; not trainable, tagged
+        ``batch_norm_stat``.
 
     Notes
     -----

@@ -7,13 +7,17 @@ volumetric networks that is 8 or 27 slices.
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.graph.basic import Variable
 
 from ..errors import ConfigError, ShapeError, invalid
 from ..shapes import pool_output_length
-from ..utils import as_tuple
+from ..utils import as_tuple, int_types, is_int
 from .base import Layer, describe
 
 __all__ = [
+    "FeaturePoolLayer",
+    "FeatureWTALayer",
+    "GlobalPoolLayer",
     "MaxPool1DLayer",
     "MaxPool2DLayer",
     "MaxPool3DLayer",
@@ -21,10 +25,12 @@ __all__ = [
     "Pool2DLayer",
     "Pool3DLayer",
     "PoolLayer",
+    "SpatialPyramidPoolingLayer",
     "Upscale1DLayer",
     "Upscale2DLayer",
     "Upscale3DLayer",
     "UpscaleLayer",
+    "pool_2d",
 ]
 
 POOL_MODES = ("max", "average_inc_pad", "average_exc_pad")
@@ -38,7 +44,7 @@ def _rank(layer, input_shape, n):
             invalid(
                 describe(layer),
                 "input shape",
-                f"{'3, 4 or 5' if n not in (1, 2, 3) else n + 2} dimensions: "
+                f"{'3, 4 or 5' if n not in (1, 2, 3) else n + 2} input dimensions: "
                 "(batch, channels, *spatial)",
                 input_shape,
             )
@@ -81,11 +87,13 @@ class PoolLayer(Layer):
         super().__init__(incoming, **kwargs)
         where = describe(self)
         self.n = n = _rank(self, self.input_shape, n)
-        self.pool_size = as_tuple(pool_size, n, "pool_size", where, minimum=1)
+        self.pool_size = as_tuple(pool_size, n, int_types, name="pool_size", where=where, minimum=1)
         self.stride = (
-            self.pool_size if stride is None else as_tuple(stride, n, "stride", where, minimum=1)
+            self.pool_size
+            if stride is None
+            else as_tuple(stride, n, int_types, name="stride", where=where, minimum=1)
         )
-        self.pad = as_tuple(pad, n, "pad", where, minimum=0)
+        self.pad = as_tuple(pad, n, int_types, name="pad", where=where, minimum=0)
         if mode not in POOL_MODES:
             raise ConfigError(invalid(where, "mode", f"one of {POOL_MODES}", mode))
         self.mode = mode
@@ -115,6 +123,7 @@ class PoolLayer(Layer):
         return (*input_shape[:2], *spatial)
 
     def get_output_for(self, input, **kwargs):
+        input = pt.as_tensor_variable(input)
         n = self.n
         lengths = [input.shape[2 + i] for i in range(n)]
         static = input.type.shape[2:]
@@ -270,7 +279,9 @@ class UpscaleLayer(Layer):
         super().__init__(incoming, **kwargs)
         where = describe(self)
         self.n = n = _rank(self, self.input_shape, n)
-        self.scale_factor = as_tuple(scale_factor, n, "scale_factor", where, minimum=1)
+        self.scale_factor = as_tuple(
+            scale_factor, n, int_types, name="scale_factor", where=where, minimum=1
+        )
         if mode not in ("repeat", "dilate"):
             raise ConfigError(invalid(where, "mode", "'repeat' or 'dilate'", mode))
         self.mode = mode
@@ -283,6 +294,7 @@ class UpscaleLayer(Layer):
         return (*input_shape[:2], *spatial)
 
     def get_output_for(self, input, **kwargs):
+        input = pt.as_tensor_variable(input)
         if self.mode == "repeat":
             # f copies stacked on a new axis after `axis`, then merged into it. pt.repeat would
             # build a broadcast_to whose static-shape inference re-runs shape inference over the
@@ -323,3 +335,280 @@ class Upscale3DLayer(UpscaleLayer):
 
     def __init__(self, incoming, scale_factor, mode="repeat", **kwargs):
         super().__init__(incoming, scale_factor, mode, n=3, **kwargs)
+
+
+def _check_groups(layer, axis, pool_size):
+    """`pool_size` as an int that divides the length of `axis` (Lasagne's feature pooling)."""
+    where = describe(layer)
+    if not is_int(pool_size) or pool_size < 1:
+        raise ConfigError(invalid(where, "pool_size", "a positive int", pool_size))
+    if not is_int(axis) or not -len(layer.input_shape) <= axis < len(layer.input_shape):
+        raise ConfigError(
+            invalid(where, "axis", f"an axis of the input shape {layer.input_shape}", axis)
+        )
+    axis = int(axis) % len(layer.input_shape)
+    length = layer.input_shape[axis]
+    if length is not None and length % pool_size:
+        raise ShapeError(
+            invalid(
+                where,
+                "pool_size",
+                f"a divisor of the input's axis {axis} length {length} (the number of "
+                "feature maps must be a multiple of pool_size)",
+                pool_size,
+            )
+        )
+    return axis, int(pool_size)
+
+
+def _grouped_shape(input, axis, pool_size):
+    """`input`'s shape with `axis` split into ``(length // pool_size, pool_size)``."""
+    shape = [input.shape[i] for i in range(input.ndim)]
+    return [*shape[:axis], shape[axis] // pool_size, pool_size, *shape[axis + 1 :]]
+
+
+class FeaturePoolLayer(Layer):
+    """Pools groups of `pool_size` consecutive feature maps along `axis` (maxout when
+    `pool_function` is the max).
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+    pool_size : int
+        Feature maps per group; must divide the length of `axis`.
+    axis : int
+        The axis to pool over (default 1, the channels).
+    pool_function : callable
+        Called as ``pool_function(x, axis=a)``; default ``pytensor.tensor.max``.
+
+    Notes
+    -----
+    The output has ``length // pool_size`` entries along `axis`; entry ``i`` pools input entries
+    ``i * pool_size`` to ``(i + 1) * pool_size - 1``.
+    """
+
+    def __init__(self, incoming, pool_size, axis=1, pool_function=pt.max, **kwargs):
+        super().__init__(incoming, **kwargs)
+        self.axis, self.pool_size = _check_groups(self, axis, pool_size)
+        self.pool_function = pool_function
+
+    def get_output_shape_for(self, input_shape):
+        shape = list(input_shape)
+        if shape[self.axis] is not None:
+            shape[self.axis] //= self.pool_size
+        return tuple(shape)
+
+    def get_output_for(self, input, **kwargs):
+        input = pt.as_tensor_variable(input)
+        grouped = input.reshape(
+            _grouped_shape(input, self.axis, self.pool_size), ndim=input.ndim + 1
+        )
+        return self.pool_function(grouped, axis=self.axis + 1)
+
+
+class FeatureWTALayer(Layer):
+    """Winner takes all within groups of `pool_size` consecutive feature maps along `axis`: the
+    largest of each group is kept, the others become 0 (the first largest on ties).
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+    pool_size : int
+        Feature maps per group; must divide the length of `axis`.
+    axis : int
+        Default 1, the channels.
+
+    Notes
+    -----
+    The output shape is the input shape.
+    """
+
+    def __init__(self, incoming, pool_size, axis=1, **kwargs):
+        super().__init__(incoming, **kwargs)
+        self.axis, self.pool_size = _check_groups(self, axis, pool_size)
+
+    def get_output_for(self, input, **kwargs):
+        input = pt.as_tensor_variable(input)
+        grouped = input.reshape(
+            _grouped_shape(input, self.axis, self.pool_size), ndim=input.ndim + 1
+        )
+        winner = pt.argmax(grouped, axis=self.axis + 1, keepdims=True)
+        pattern = ["x"] * (input.ndim + 1)
+        pattern[self.axis + 1] = 0
+        mask = pt.eq(winner, pt.arange(self.pool_size).dimshuffle(pattern))
+        return input * mask.reshape(input.shape, ndim=input.ndim).astype(input.dtype)
+
+
+class GlobalPoolLayer(Layer):
+    """Pools all spatial positions of ``(batch, channels, *spatial)`` into one value per channel.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+    pool_function : callable
+        Called as ``pool_function(x, axis=2)`` on the input flattened to
+        ``(batch, channels, positions)``; default ``pytensor.tensor.mean``.
+
+    Notes
+    -----
+    Output shape ``(batch, channels)``.
+    """
+
+    def __init__(self, incoming, pool_function=pt.mean, **kwargs):
+        super().__init__(incoming, **kwargs)
+        self.pool_function = pool_function
+
+    def get_output_shape_for(self, input_shape):
+        return tuple(input_shape[:2])
+
+    def get_output_for(self, input, **kwargs):
+        input = pt.as_tensor_variable(input)
+        return self.pool_function(input.flatten(3), axis=2)
+
+
+_SPP_MODES_TEXT = "Mode must be either 'max', 'average_inc_pad' or 'average_exc_pad'"
+
+
+def pool_2d(input, ws, ignore_border=True, stride=None, pad=(0, 0), mode="max"):
+    """2-D pooling of the last two axes with window and stride that may be symbolic.
+
+    The signature of Theano's ``pool_2d`` (which Lasagne's ``layers.pool`` re-exported), for
+    whole windows without padding: each output element reduces an input window of ``ws``
+    elements, windows start every ``stride`` elements. Implemented by gathering the windows
+    (``(..., out_rows, ws_rows, out_cols, ws_cols)``), so `ws` and `stride` can be integer
+    expressions; the gathered copy is ``ws² / stride²`` times the input.
+
+    Parameters
+    ----------
+    input : tensor of 2 or more dimensions
+    ws : pair of int or integer expressions
+        Window size (rows, columns).
+    ignore_border : bool
+        Must be True: only whole windows (Theano's other modes are `PoolLayer`'s).
+    stride : pair, optional
+        Defaults to `ws`.
+    pad : pair of int, or None
+        Must be zero (or None).
+    mode : 'max', 'sum', 'average_inc_pad' or 'average_exc_pad'
+        Without padding both averages are the window mean.
+
+    Notes
+    -----
+    Output length per axis: ``(n - ws) // stride + 1``.
+    """
+    where = "pool_2d"
+    if not ignore_border:
+        raise ConfigError(
+            invalid(where, "ignore_border", "True (use PoolLayer for partial windows)",
+                    ignore_border)
+        )  # fmt: skip
+    if pad is not None and any(not is_int(p) or p != 0 for p in as_tuple(pad, 2)):
+        raise ConfigError(invalid(where, "pad", "(0, 0) or None (use PoolLayer to pad)", pad))
+    if mode not in ("sum", *POOL_MODES):
+        raise ConfigError(invalid(where, "mode", f"one of {('sum', *POOL_MODES)}", mode))
+    input = pt.as_tensor_variable(input)
+    ws = _pair_of(ws, "ws")
+    stride = ws if stride is None else _pair_of(stride, "stride")
+    rows, cols = input.shape[-2], input.shape[-1]
+    index = []
+    for length, w, s in ((rows, *_pair(ws, stride, 0)), (cols, *_pair(ws, stride, 1))):
+        out = (length - w) // s + 1
+        index.append(pt.arange(out)[:, None] * s + pt.arange(w)[None, :])
+    lead = (slice(None),) * (input.ndim - 2)
+    windows = input[(*lead, index[0][:, :, None, None], index[1][None, None, :, :])]
+    axes = (input.ndim - 1, input.ndim + 1)
+    if mode == "max":
+        return pt.max(windows, axis=axes)
+    if mode == "sum":
+        return pt.sum(windows, axis=axes)
+    return pt.mean(windows, axis=axes)
+
+
+def _pair(ws, stride, axis):
+    return ws[axis], stride[axis]
+
+
+def _pair_of(value, name):
+    """Two window sizes or strides: ints, scalar expressions, or a length-2 vector expression."""
+    if isinstance(value, Variable) and value.ndim == 1:
+        return (value[0], value[1])
+    return as_tuple(value, 2, name=name, where="pool_2d")
+
+
+class SpatialPyramidPoolingLayer(Layer):
+    """Spatial pyramid pooling (He et al. 2014): for each ``d`` in `pool_dims` the
+    ``(batch, channels, rows, cols)`` input is pooled to ``d * d`` values per channel, whatever
+    its size; the results are flattened and concatenated.
+
+    Parameters
+    ----------
+    incoming : Layer or tuple
+        A 4-d input ``(batch, channels, rows, cols)``; rows and columns may be unknown.
+    pool_dims : list of int
+        Pyramid levels (default ``[4, 2, 1]``).
+    mode : 'max', 'average_inc_pad' or 'average_exc_pad'
+        The averages are equal here (there is no padding).
+    implementation : 'fast' or 'kaiming'
+        'fast' (Lasagne's default) pools windows of ``ceil(n / d)`` elements every
+        ``n // d`` elements (`pool_2d`); 'kaiming' pools the bins
+        ``[floor(i * n / d), ceil((i + 1) * n / d))``, which always cover the whole input.
+
+    Notes
+    -----
+    Output shape ``(batch, channels, sum(d * d for d in pool_dims))``; entry order: level by
+    level, each row-major. With 'fast' a level yields ``d * d`` windows when
+    ``(n - ceil(n / d)) // (n // d) + 1 == d``, which holds for every ``n >= d * (d - 1)``
+    (Lasagne's assumption); 'kaiming' has no such condition.
+    """
+
+    def __init__(self, incoming, pool_dims=(4, 2, 1), mode="max", implementation="fast", **kwargs):
+        super().__init__(incoming, **kwargs)
+        where = describe(self)
+        if len(self.input_shape) != 4:
+            raise ShapeError(
+                invalid(
+                    where,
+                    "input shape",
+                    "4 input dimensions: (batch, channels, rows, columns)",
+                    self.input_shape,
+                )
+            )
+        dims = list(pool_dims) if isinstance(pool_dims, list | tuple) else None
+        if not dims or not all(is_int(d) and d >= 1 for d in dims):
+            raise ConfigError(invalid(where, "pool_dims", "a list of positive ints", pool_dims))
+        self.pool_dims = [int(d) for d in dims]
+        if mode not in POOL_MODES:
+            raise ConfigError(f"{where}: {_SPP_MODES_TEXT}. Got {mode!r}.")
+        self.mode = mode
+        if implementation not in ("fast", "kaiming"):
+            raise ConfigError(
+                invalid(where, "implementation", "'fast' or 'kaiming'", implementation)
+            )
+        self.implementation = implementation
+
+    def get_output_shape_for(self, input_shape):
+        return (*input_shape[:2], sum(d * d for d in self.pool_dims))
+
+    def get_output_for(self, input, **kwargs):
+        input = pt.as_tensor_variable(input)
+        size = [
+            fixed if fixed is not None else input.shape[2 + i]
+            for i, fixed in enumerate(self.input_shape[2:])
+        ]
+        reduce = pt.max if self.mode == "max" else pt.mean
+        levels = []
+        for d in self.pool_dims:
+            if self.implementation == "fast":
+                ws = tuple((n + d - 1) // d for n in size)
+                stride = tuple(n // d for n in size)
+                mode = "max" if self.mode == "max" else "average_exc_pad"
+                levels.append(pool_2d(input, ws, True, stride, None, mode).flatten(3))
+                continue
+            bins = []
+            for i in range(d):  # rows
+                r0, r1 = (i * size[0]) // d, ((i + 1) * size[0] + d - 1) // d
+                for j in range(d):  # columns
+                    c0, c1 = (j * size[1]) // d, ((j + 1) * size[1] + d - 1) // d
+                    bins.append(reduce(input[:, :, r0:r1, c0:c1], axis=(2, 3)))
+            levels.append(pt.stack(bins, axis=2))
+        return pt.concatenate(levels, axis=2)

@@ -2,10 +2,13 @@
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.graph.basic import Variable
+from pytensor.tensor.type import integer_dtypes
 
 from ..errors import ConfigError, ShapeError, invalid
+from ..theano_extensions import padding
 from ..utils import is_int
-from .base import Layer, describe
+from .base import Layer, checks_at_build, describe
 
 __all__ = [
     "DimshuffleLayer",
@@ -36,53 +39,47 @@ class PadLayer(Layer):
 
     def __init__(self, incoming, width, val=0, batch_ndim=2, **kwargs):
         super().__init__(incoming, **kwargs)
-        where = describe(self)
-        n = len(self.input_shape) - batch_ndim
-        if n < 1:
-            raise ShapeError(
-                invalid(
-                    where,
-                    "batch_ndim",
-                    f"less than the input's rank {len(self.input_shape)}",
-                    batch_ndim,
-                )
-            )
-        entries = (width,) * n if is_int(width) else tuple(width) if _iterable(width) else None
-        if entries is None or len(entries) != n:
+        if not is_int(batch_ndim) or batch_ndim < 0:
             raise ConfigError(
-                invalid(where, "width", f"an int or {n} ints / (before, after) pairs", width)
+                invalid(describe(self), "batch_ndim", "a non-negative int", batch_ndim)
             )
-        pairs = []
-        for entry in entries:
-            pair = (entry, entry) if is_int(entry) else tuple(entry) if _iterable(entry) else ()
-            if len(pair) != 2 or not all(is_int(p) and p >= 0 for p in pair):
-                raise ConfigError(
-                    invalid(where, "width", "non-negative ints or (before, after) pairs", width)
-                )
-            pairs.append((int(pair[0]), int(pair[1])))
-        self.width, self.val, self.batch_ndim = tuple(pairs), val, batch_ndim
+        self.width, self.val, self.batch_ndim = width, val, int(batch_ndim)
+        if checks_at_build(self):
+            self.output_shape  # noqa: B018 - checks width against the input's rank
+
+    def _pairs(self, ndim):
+        """`width` as ``(before, after)`` pairs for a `ndim`-d input."""
+        where = describe(self)
+        if ndim - self.batch_ndim < 1:
+            raise ShapeError(
+                invalid(where, "batch_ndim", f"less than the input's rank {ndim}", self.batch_ndim)
+            )
+        return padding.normalize_width(self.width, ndim - self.batch_ndim, where)
 
     def get_output_shape_for(self, input_shape):
         head = input_shape[: self.batch_ndim]
         tail = tuple(
             None if s is None else s + a + b
-            for s, (a, b) in zip(input_shape[self.batch_ndim :], self.width, strict=True)
+            for s, (a, b) in zip(
+                input_shape[self.batch_ndim :], self._pairs(len(input_shape)), strict=True
+            )
         )
         return (*head, *tail)
 
     def get_output_for(self, input, **kwargs):
-        return pad_tensor(input, self.width, self.val, self.batch_ndim)
+        input = pt.as_tensor_variable(input)
+        return pad_tensor(input, self._pairs(input.ndim), self.val, self.batch_ndim)
 
 
 def pad_tensor(x, width, val=0, batch_ndim=2):
-    """`x` padded with `val` by ``(before, after)`` pairs on the axes after `batch_ndim`."""
-    shape = [x.shape[i] for i in range(x.ndim)]
-    index = [slice(None)] * x.ndim
-    for axis, (a, b) in enumerate(width, start=batch_ndim):
-        shape[axis] = shape[axis] + a + b
-        index[axis] = slice(a, a + x.shape[axis])
-    canvas = pt.full(shape, val, dtype=x.dtype)
-    return pt.set_subtensor(canvas[tuple(index)], x)
+    """`x` padded with `val` by ``(before, after)`` pairs on the axes after `batch_ndim`
+    (`dilnet.theano_extensions.padding.pad` with the layers' default ``batch_ndim=2``)."""
+    return padding.pad(x, width, val, batch_ndim)
+
+
+def _symbolic_length(value):
+    """An integer scalar expression (a length known only when the graph runs)."""
+    return isinstance(value, Variable) and value.ndim == 0 and value.dtype in integer_dtypes
 
 
 def _iterable(value):
@@ -127,8 +124,9 @@ class SliceLayer(Layer):
 
 
 class ReshapeLayer(Layer):
-    """Reshape to `shape`, whose entries are ints, ``-1`` (at most one, inferred) or ``[i]``
-    (the length of input axis ``i``).
+    """Reshape to `shape`, whose entries are ints, ``-1`` (at most one, inferred), ``[i]``
+    (the length of input axis ``i``) or integer scalar expressions (unknown in the output
+    shape, e.g. ``x.shape[0] * x.shape[1]``).
 
     Example: ``ReshapeLayer(l, ([0], [1], -1))`` flattens the spatial axes.
     """
@@ -139,6 +137,7 @@ class ReshapeLayer(Layer):
         shape = tuple(shape) if _iterable(shape) else None
         ok = shape is not None and all(
             (is_int(s) and (s > 0 or s == -1))
+            or _symbolic_length(s)
             or (
                 isinstance(s, list)
                 and len(s) == 1
@@ -152,7 +151,8 @@ class ReshapeLayer(Layer):
                 invalid(
                     where,
                     "shape",
-                    "a tuple of positive ints, at most one -1 and [i] references to input axes",
+                    "a tuple of positive ints, integer scalar expressions, at most one -1 and [i] "
+                    "references to input axes",
                     shape,
                 )
             )
@@ -160,7 +160,12 @@ class ReshapeLayer(Layer):
         self.output_shape  # noqa: B018 - checks that the sizes fit, at build time
 
     def get_output_shape_for(self, input_shape):
-        out = [input_shape[s[0]] if isinstance(s, list) else s for s in self.shape]
+        # a symbolic input length (Lasagne's tests pass x.shape's entries) is unknown here
+        input_shape = tuple(None if isinstance(n, Variable) else n for n in input_shape)
+        out = [
+            input_shape[s[0]] if isinstance(s, list) else None if _symbolic_length(s) else s
+            for s in self.shape
+        ]
         # Lasagne's rule: the first copy of an unknown input length cancels against it; every
         # other length counts towards the element totals on each side
         masked_in, masked_out = list(input_shape), list(out)
@@ -174,13 +179,14 @@ class ReshapeLayer(Layer):
             if known and have % want:
                 raise ShapeError(
                     f"{describe(self)}: cannot reshape input shape {input_shape} to "
-                    f"{self.shape}: {have} elements do not divide into parts of {want}."
+                    f"{self.shape}: the sizes do not match ({have} elements do not divide into "
+                    f"parts of {want})."
                 )
             out[out.index(-1)] = have // want if known else None
         elif known and have != want:
             raise ShapeError(
                 f"{describe(self)}: cannot reshape input shape {input_shape} to {self.shape}: "
-                f"{have} elements in, {want} out."
+                f"the sizes do not match ({have} elements in, {want} out)."
             )
         return tuple(out)
 
@@ -192,7 +198,8 @@ class ReshapeLayer(Layer):
 class DimshuffleLayer(Layer):
     """Permute axes and insert broadcastable ones: pattern of axis indices and ``'x'``.
 
-    Axes left out must have length 1 (they are dropped).
+    Axes left out must have length 1 or an unknown length (they are dropped; an unknown one
+    must be broadcastable in the input expression).
     """
 
     def __init__(self, incoming, pattern, **kwargs):
@@ -207,10 +214,12 @@ class DimshuffleLayer(Layer):
                 invalid(where, "pattern", f"distinct axes of a {rank}-d input and 'x'", pattern)
             )
         for axis in set(range(rank)) - set(used):
-            if self.input_shape[axis] != 1:
+            # an unknown length may be 1 (Lasagne allows it; the input must then be broadcastable
+            # along that axis when the layer is applied)
+            if self.input_shape[axis] not in (1, None):
                 raise ShapeError(
                     f"{describe(self)}: pattern {tuple(pattern)} drops axis {axis} of input shape "
-                    f"{self.input_shape}, which is only allowed for axes of length 1."
+                    f"{self.input_shape}, which is only allowed for axes of length 1 (or unknown)."
                 )
         self.pattern = tuple(pattern)
 
@@ -226,13 +235,17 @@ class FlattenLayer(Layer):
 
     def __init__(self, incoming, outdim=2, **kwargs):
         super().__init__(incoming, **kwargs)
-        if not is_int(outdim) or not 1 <= outdim <= len(self.input_shape):
-            raise ConfigError(
-                invalid(describe(self), "outdim", f"1 to {len(self.input_shape)}", outdim)
-            )
-        self.outdim = outdim
+        if not is_int(outdim) or outdim < 1:
+            raise ConfigError(invalid(describe(self), "outdim", "a positive int", outdim))
+        self.outdim = int(outdim)
+        if checks_at_build(self):
+            self.output_shape  # noqa: B018 - checks outdim against the input's rank
 
     def get_output_shape_for(self, input_shape):
+        if self.outdim > len(input_shape):
+            raise ShapeError(
+                invalid(describe(self), "outdim", f"1 to {len(input_shape)}", self.outdim)
+            )
         tail = input_shape[self.outdim - 1 :]
         last = None if None in tail else int(np.prod(tail))
         return (*input_shape[: self.outdim - 1], last)

@@ -22,7 +22,7 @@ from pytensor.tensor.type import TensorType
 from ..backends import registry, select
 from ..errors import ConfigError, ShapeError, invalid
 from ..shapes import conv_output_length, kernel_misfit, normalize_pad, resolve_padding
-from ..utils import as_tuple, is_int
+from ..utils import as_tuple, int_types, is_int
 
 __all__ = [
     "DilatedCorr",
@@ -290,8 +290,8 @@ def dilated_conv(x, W, stride=1, dilation=1, pad="same", groups=1, flip_filters=
         if var.dtype not in ("float32", "float64"):
             raise ConfigError(invalid(_WHERE, f"{name}.dtype", "float32 or float64", var.dtype))
     nd = x.ndim - 2
-    stride = as_tuple(stride, nd, "stride", _WHERE, minimum=1)
-    dilation = as_tuple(dilation, nd, "dilation", _WHERE, minimum=1)
+    stride = as_tuple(stride, nd, int_types, name="stride", where=_WHERE, minimum=1)
+    dilation = as_tuple(dilation, nd, int_types, name="dilation", where=_WHERE, minimum=1)
     if not is_int(groups) or groups < 1:
         raise ConfigError(invalid(_WHERE, "groups", "a positive int", groups))
     if not isinstance(flip_filters, bool | np.bool_):

@@ -19,7 +19,7 @@ VOL = (None, 4, 9, 9, 9)
         (
             lambda i: L.Conv3DLayer(i, 8, (3, 3)),
             ConfigError,
-            r"`filter_size`. Expected an int or 3 ints",
+            r"`filter_size`. Expected a single int or an iterable of int, length 3",
         ),
         (
             lambda i: L.Conv3DLayer(i, 8, 3, dilation=(1, 0, 1)),
@@ -39,7 +39,7 @@ VOL = (None, 4, 9, 9, 9)
         (
             lambda i: L.Conv2DLayer(i, 8, 3),
             ShapeError,
-            r"Conv2DLayer: invalid value for `input shape`. Expected 4 dimensions",
+            r"Conv2DLayer: invalid value for `input shape`. Expected 4 input dimensions",
         ),
         (
             lambda i: L.Conv3DLayer(i, 8, 3, dilation=5, name="deep"),
@@ -65,7 +65,11 @@ VOL = (None, 4, 9, 9, 9)
             ShapeError,
             r"`indices`. Expected an index into axis 2 of length 9",
         ),
-        (lambda i: L.PadLayer(i, (1, 2)), ConfigError, r"`width`. Expected an int or 3 ints"),
+        (
+            lambda i: L.PadLayer(i, (1, 2)),
+            ConfigError,
+            r"`width`. Expected an int, or 3 ints or \(before, after\) pairs",
+        ),
         (
             lambda i: L.ConcatLayer([i, L.InputLayer((None, 4, 8, 9, 9))]),
             ShapeError,

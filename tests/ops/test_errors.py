@@ -5,7 +5,7 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from dilnet.errors import ConfigError, DilnetError, ShapeError
+from dilnet.errors import ConfigError, ConfigTypeError, DilnetError, ShapeError
 from dilnet.ops import dilated_conv
 
 
@@ -28,13 +28,13 @@ def _W(shape=(4, 4, 3, 3, 3), dtype="float64"):
         (
             {"dilation": (1, 2)},
             ConfigError,
-            r"`dilation`\. Expected an int or 3 ints \(one per spatial axis\); received dilation=\(1, 2\)",
+            r"`dilation`\. Expected a single int or an iterable of int, length 3; received dilation=\(1, 2\)",
         ),
         ({"stride": 0}, ConfigError, r"`stride`\. Expected positive integers; received stride=0"),
         (
             {"stride": 1.5},
-            ConfigError,
-            r"`stride`\. Expected an int or 3 ints; received stride=1\.5",
+            ConfigTypeError,
+            r"`stride`\. Expected a single int or an iterable of int, length 3; received stride=1\.5",
         ),
         ({"pad": -1}, ConfigError, r"`pad`\. Expected .*no negative values.*received pad=-1"),
         (
