@@ -13,6 +13,7 @@ __all__ = [
     "BackendError",
     "ConfigError",
     "DilnetError",
+    "ExportError",
     "ShapeError",
     "SpecError",
     "VolumeError",
@@ -51,6 +52,11 @@ class VolumeError(DilnetError, ValueError):
     """A volume file cannot be read or written: an unknown file type, a file that is missing,
     unreadable or not the format its name says, or data of the wrong rank or type. The message
     starts with the file."""
+
+
+class ExportError(DilnetError, ValueError):
+    """A network cannot be exported (`dilnet.io.onnx`): a layer kind, nonlinearity or setting
+    with no equivalent in the target format. The message names the block path and the layer."""
 
 
 class BackendError(DilnetError, ImportError):
