@@ -349,7 +349,7 @@ def _parser():
                         help="show the traceback of an error")  # fmt: skip
     parser = _Parser(
         prog="dilnet",
-        description="Dilated volumetric networks: the zoo, summaries, prediction and training.",
+        description="Dilated volumetric networks: the zoo, summaries, prediction, training and export.",
         epilog="Exit codes: 0 success, 1 the work failed, 2 bad command line.",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help=argparse.SUPPRESS)
@@ -441,7 +441,7 @@ def _export(args, console):
 def _add_export(commands, common):
     export = commands.add_parser(
         "export", parents=[common],
-        help="write a trained model for other runtimes (ONNX: onnxruntime, TensorRT, OpenVINO)",
+        help="write a model as ONNX (onnxruntime, TensorRT, OpenVINO)",
     )  # fmt: skip
     export.add_argument("model", type=_model_ref, metavar="|".join(["MODEL.npz", *_forms()]))
     export.add_argument("--format", choices=("onnx",), default="onnx",

@@ -2,29 +2,21 @@
 
 `to_onnx` walks the layer graph (not the spec), so every layer kind is mapped explicitly:
 
-=============================  ==================================================================
-layer                          ONNX
-=============================  ==================================================================
-`ConvLayer` (and aliases)      ``Conv`` (``pads``, ``dilations``, ``strides``, ``group``); 'same'
-                               with a stride on an axis of unknown length: a ``Pad`` whose
-                               amounts are computed in the graph from the input's length
-`TransposedConvLayer`          ``ConvTranspose`` ('same': ``output_padding`` where the kernel
-                               spans less than the stride)
-`BatchNormLayer`               folded into the convolution before it where that convolution feeds
-                               nothing else and applies no nonlinearity; otherwise ``Mul`` and
-                               ``Add`` with the running averages (inference form)
-`NonlinearityLayer`            ``Relu``, ``LeakyRelu``, ``Elu``, ``Selu``, ``Sigmoid``,
-                               ``Tanh``, ``Softplus``, ``Softmax`` (``axis=1``), scaled tanh
-`ParametricRectifierLayer`     ``PRelu``
-`PoolLayer`                    ``MaxPool`` / ``AveragePool``; a last partial window
-                               (``ignore_border=False``) by padding the input's end in the graph
-`UpscaleLayer`                 ``Resize`` (nearest, 'repeat'); 'dilate' by ``Pad`` and
-                               ``Reshape``
-`ElemwiseSumLayer`             ``Add`` (``Mul`` by its coefficients)
-`ConcatLayer`                  ``Concat``
-`BiasLayer`, `ScaleLayer`      ``Add``, ``Mul``
-`DropoutLayer`, noise          nothing (the deterministic network)
-=============================  ==================================================================
+- `ConvLayer` (and its aliases): ``Conv`` (``pads``, ``dilations``, ``strides``, ``group``);
+  'same' with a stride on an axis of unknown length: a ``Pad`` whose amounts are computed in
+  the graph from the input's length (onnxruntime refuses ``auto_pad`` with dilation);
+- `TransposedConvLayer`: ``ConvTranspose`` (``output_padding`` where 'same' or
+  ``output_size`` needs it);
+- `BatchNormLayer`: folded into the convolution before it where that convolution feeds nothing
+  else and applies no nonlinearity; otherwise ``Mul`` and ``Add`` with the running averages;
+- `NonlinearityLayer` and the convolutions' nonlinearities: ``Relu``, ``LeakyRelu``, ``Elu``,
+  ``Selu``, ``Sigmoid``, ``Tanh``, ``Softplus``, ``Softmax`` (``axis=1``), scaled tanh;
+- `ParametricRectifierLayer`: ``PRelu``; `BiasLayer`, `ScaleLayer`: ``Add``, ``Mul``;
+- `PoolLayer`: ``MaxPool`` / ``AveragePool``; a last partial window (``ignore_border=False``)
+  by padding the input's end in the graph;
+- `UpscaleLayer`: ``Resize`` (nearest: 'repeat'); 'dilate' by ``Pad`` and ``Reshape``;
+- `ElemwiseSumLayer`: ``Add`` (``Mul`` by its coefficients); `ConcatLayer`: ``Concat``;
+- `DropoutLayer`, `GaussianNoiseLayer`: nothing (the deterministic network).
 
 Any other layer, a subclass that computes differently (it overrides ``get_output_for``), a
 nonlinearity without an ONNX equivalent or a parameter given as an expression is an
@@ -69,13 +61,12 @@ from ..network import Network
 from ..shapes import dilated_extent, resolve_padding
 from .weights import atomic_write
 
-__all__ = ["OPSET", "export", "to_onnx"]
+__all__ = ["OPSET", "OnnxRuntimeModel", "export", "to_onnx"]
 
 #: the ONNX opset of exported graphs (onnxruntime >= 1.12, TensorRT 8.5+, OpenVINO 2022.3+)
 OPSET = 17
 
-#: keys of the model's metadata (``metadata_props``) that `to_onnx` writes; `metadata` adds
-#: ``dilnet.<key>`` entries
+#: the exported model's ``producer_name``
 PRODUCER = "dilnet"
 
 
@@ -88,6 +79,17 @@ def _onnx():
             "'onnx' extra: pip install 'dilnet[onnx]' (onnx and onnxruntime)."
         ) from err
     return onnx
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as err:
+        raise BackendError(
+            "running a network in onnxruntime needs the `onnxruntime` package, which is not "
+            "installed; install dilnet's 'onnx' extra: pip install 'dilnet[onnx]'."
+        ) from err
+    return onnxruntime
 
 
 class _Graph:
@@ -203,9 +205,11 @@ class _Exporter:
                     f"{', '.join(sorted(_EXPORTABLE))})",
                 )
             out[layer] = handler(self, layer, [out[p] for p in _parents(layer)])
+        # the graph's output is named `output`: the last node's, or an Identity of the result
+        # (a network that passes its input through, or ends in a folded batch norm)
         result = out[self.output_layer]
-        if result in (out[input_layer],) or not g.nodes or g.nodes[-1].output[0] != result:
-            result = g.add("Identity", [result], "output")
+        if not g.nodes or g.nodes[-1].output[0] != result:
+            g.add("Identity", [result], "output")
         g.nodes[-1].output[0] = "output"
         return input_layer, out[input_layer]
 
@@ -689,3 +693,53 @@ def export(network, path, *, metadata=None) -> Path:
     data = to_onnx(network, metadata=metadata).SerializeToString()
     atomic_write(path, lambda f: f.write(data))
     return path
+
+
+class OnnxRuntimeModel:
+    """A model's network exported (`to_onnx`) and run by onnxruntime, in the shape of a model:
+    `dilnet.inference.predict_volume` takes it as it takes a `Model`, with the same tiles,
+    halo and intensity scaling (the model's `input_contract`).
+
+    Parameters
+    ----------
+    model : Model
+        Anything with ``network`` (a `Network`) and optionally ``input_contract``; its current
+        weights are exported.
+    providers : sequence of str
+        onnxruntime's execution providers, in order of preference.
+    threads : int, optional
+        onnxruntime's intra-op threads (default: its own choice, one per core).
+
+    Attributes
+    ----------
+    network, input_contract
+        The model's.
+    session : onnxruntime.InferenceSession
+    """
+
+    #: onnxruntime runs any input shape without compiling again
+    compiles_per_shape = False
+
+    def __init__(self, model, *, providers=("CPUExecutionProvider",), threads=None):
+        network = getattr(model, "network", None)
+        if not isinstance(network, Network):
+            raise ConfigError(invalid("OnnxRuntimeModel", "model", "a model with `network` "
+                                      "(a dilnet.network.Network)", model))  # fmt: skip
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):  # fmt: skip
+            raise ConfigError(invalid("OnnxRuntimeModel", "threads", "a positive int or None",
+                                      threads))  # fmt: skip
+        ort = _onnxruntime()
+        self.network = network
+        self.input_contract = getattr(model, "input_contract", None)
+        self.dtype = np.dtype(network.input_layer.input_var.dtype)
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        data = to_onnx(network).SerializeToString()
+        self.session = ort.InferenceSession(data, options, providers=list(providers))
+
+    def predict_on_batch(self, x):
+        """The network's output for one batch ``(N, C, *spatial)``, as `Model.predict_on_batch`."""
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        return self.session.run(None, {"input": x})[0]

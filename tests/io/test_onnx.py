@@ -30,7 +30,7 @@ from dilnet.backends import select
 from dilnet.cli import main
 from dilnet.errors import BackendError, ConfigError, ExportError
 from dilnet.inference import predict_volume
-from dilnet.io.onnx import OPSET, export, to_onnx
+from dilnet.io.onnx import OPSET, OnnxRuntimeModel, export, to_onnx
 from dilnet.model import Model, load_model
 from dilnet.model.contract import normalize_intensities
 from dilnet_zoo.data.colin27 import load_colin27
@@ -162,6 +162,21 @@ def test_the_exported_network_segments_the_held_out_brain_as_dilnet(tmp_path):
     differ = labels != ours
     assert (top2[1] - top2[0])[differ].max(initial=0.0) < 1e-5
     assert differ.sum() <= 2
+
+
+def test_tiled_prediction_in_onnxruntime_equals_dilnets_whole_volume():
+    model = dilnet_zoo.load("context3d-basic", pretrained=True)
+    rng = np.random.default_rng(0)
+    volume = rng.uniform(0.0, 200.0, (23, 19, 21)).astype(np.float32)  # scanner-like units
+    expected = predict_volume(model, volume, progress=False)  # one call on the whole volume
+    runtime = OnnxRuntimeModel(model, threads=1)
+    assert runtime.input_contract is model.input_contract
+    tiled = predict_volume(runtime, volume, tile=(8, 11, 9), progress=False)
+    _assert_close(tiled, expected)
+    with pytest.raises(ConfigError, match=r"OnnxRuntimeModel: invalid value for `threads`"):
+        OnnxRuntimeModel(model, threads=0)
+    with pytest.raises(ConfigError, match=r"OnnxRuntimeModel: invalid value for `model`"):
+        OnnxRuntimeModel(object())
 
 
 # ---------------------------------------------------------------------------------------------
