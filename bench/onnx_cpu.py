@@ -1,6 +1,6 @@
 """The zoo's networks in onnxruntime (CPU) against dilnet's own `predict` / `predict_volume`.
 
-    python bench/onnx.py [--models context3d-basic plain3d] [--tile 32] [--repeats 3]
+    python bench/onnx_cpu.py [--models context3d-basic plain3d] [--tile 32] [--repeats 3]
                          [--json bench/results/onnx-cpu-DATE.json] [--note TEXT]
 
 On the held-out Colin27 brain at 2 mm (99 x 117 x 95, scaled by the zoo's input contract), in
@@ -14,7 +14,8 @@ one process, for each pretrained zoo network:
 "first" is the first call of a fresh model or session (dilnet compiles its function there;
 onnxruntime builds its session before, timed apart as "session_s"); "warm" the median of
 `--repeats` more. Ratios are dilnet / onnxruntime (> 1: onnxruntime is faster). Both outputs
-are compared (max abs difference, voxels whose label differs).
+are compared (max abs difference, voxels whose label differs). (Not named ``onnx.py``: a script
+of that name would shadow the `onnx` package it imports.)
 """
 
 import argparse
