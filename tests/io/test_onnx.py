@@ -10,6 +10,7 @@ batch norm folded into a convolution, a flipped kernel or a misplaced padding sh
 import json
 import subprocess
 import sys
+from collections import Counter
 
 import numpy as np
 import onnx
@@ -310,6 +311,19 @@ def test_dilating_upscale_bias_scale_prelu_and_batch_norm_over_other_axes():
     _randomize(L.get_all_params(bn), np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((3, 2, 4)).astype(np.float32)
     _assert_close(_run(_session(to_onnx(bn)), x), _evaluate(bn, x))
+
+
+def test_batch_norms_fold_into_the_convolutions_before_them_where_exact():
+    def ops(name):
+        return Counter(node.op_type for node in to_onnx(dilnet_zoo.load(name).network).graph.node)
+
+    # Conv(batch_norm=True) and a stack's conv -> BN: all folded; the residual adds stay
+    assert ops("context3d-basic") == {"Conv": 10, "Relu": 8, "Softmax": 1}
+    assert ops("dilated-resnet3d") == {"Conv": 9, "Relu": 8, "Add": 7, "Softmax": 1}
+    # HighRes3DNet's pre-activation units: a BN after a convolution folds (9 + the front's),
+    # a BN after a residual add (9) or the last one cannot: Mul and Add each
+    assert ops("highres3dnet") == {"Conv": 23, "Relu": 21, "Add": 9 + 10, "Mul": 10,
+                                   "Softmax": 1}  # fmt: skip
 
 
 @pytest.mark.usefixtures("blas")
