@@ -11,7 +11,7 @@ TORCH  ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,viz]' $(TORCH)
+	$(PY) -m pip install --quiet -e '.[test,viz,onnx]' $(TORCH)
 	touch $@
 
 demo: $(VENV)/.installed

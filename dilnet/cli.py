@@ -5,6 +5,8 @@
     dilnet predict --model zoo:NAME|MODEL.npz --input VOLUME --output VOLUME
                    [--memory-limit 1GiB | --tile N|ZxYxX] [--probabilities] [--normalize minmax]
     dilnet train CONFIG.json [--resume DIR]  train as a JSON config says (dilnet.io.train_config)
+    dilnet export MODEL.npz|zoo:NAME --output FILE.onnx [--format onnx]
+                                             the network for other runtimes (dilnet.io.onnx)
 
 and the commands of installed plugins (`dilnet.plugins`); with `dilnet_zoo`:
 
@@ -347,7 +349,7 @@ def _parser():
                         help="show the traceback of an error")  # fmt: skip
     parser = _Parser(
         prog="dilnet",
-        description="Dilated volumetric networks: the zoo, summaries, prediction and training.",
+        description="Dilated volumetric networks: the zoo, summaries, prediction, training and export.",
         epilog="Exit codes: 0 success, 1 the work failed, 2 bad command line.",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help=argparse.SUPPRESS)
@@ -357,7 +359,8 @@ def _parser():
     # the commands of dilnet and of its plugins (dilnet.plugins), in their order
     builtin = [plugins.Command(name="summary", add=_add_summary, order=20),
                plugins.Command(name="predict", add=_add_predict, order=30),
-               plugins.Command(name="train", add=_add_train, order=40)]  # fmt: skip
+               plugins.Command(name="train", add=_add_train, order=40),
+               plugins.Command(name="export", add=_add_export, order=50)]  # fmt: skip
     names = {c.name for c in builtin}
     extra = [c for c in plugins.registry().commands.values() if c.name not in names]
     for command in sorted([*builtin, *extra], key=lambda c: c.order):
@@ -413,6 +416,39 @@ def _add_train(commands, common):
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue the run in RUN_DIR (its last.npz) exactly")  # fmt: skip
     train.set_defaults(run=_train)
+
+
+def _export(args, console):
+    from .training import model_from_ref
+
+    output = Path(args.output)
+    if output.suffix.lower() != ".onnx":
+        raise ConfigError(f"{output}: expected a file name ending in .onnx (--output).")
+    if not output.parent.is_dir():
+        raise ConfigError(f"{output}: the directory {output.parent} does not exist (--output).")
+    if output.exists() and not args.force:
+        raise ConfigError(f"{output}: exists; pass --force to replace it (--output).")
+    start = time.perf_counter()
+    model, _ = model_from_ref(args.model)
+    model.input_contract = _contract_of(model, args.model)
+    path = model.export_onnx(output)
+    console.note(f"wrote {path}: {args.model} as ONNX ({args.format}) in "
+                 f"{time.perf_counter() - start:.1f} s")  # fmt: skip
+    console.result(str(path))
+    return EXIT_OK
+
+
+def _add_export(commands, common):
+    export = commands.add_parser(
+        "export", parents=[common],
+        help="write a model as ONNX (onnxruntime, TensorRT, OpenVINO)",
+    )  # fmt: skip
+    export.add_argument("model", type=_model_ref, metavar="|".join(["MODEL.npz", *_forms()]))
+    export.add_argument("--format", choices=("onnx",), default="onnx",
+                        help="the file format (default onnx)")  # fmt: skip
+    export.add_argument("--output", required=True, metavar="FILE.onnx")
+    export.add_argument("--force", action="store_true", help="replace an existing output")
+    export.set_defaults(run=_export)
 
 
 def _version():

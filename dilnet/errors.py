@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "ConfigTypeError",
     "DilnetError",
+    "ExportError",
     "RankError",
     "ShapeError",
     "SpecError",
@@ -78,6 +79,11 @@ class VolumeError(DilnetError, ValueError):
 class RankError(ShapeError, TypeError):
     """Tensors have the wrong number of dimensions for each other (targets against
     predictions). Also a `TypeError`, which is what Lasagne raised for a rank mismatch."""
+
+
+class ExportError(DilnetError, ValueError):
+    """A network cannot be exported (`dilnet.io.onnx`): a layer kind, nonlinearity or setting
+    with no equivalent in the target format. The message names the block path and the layer."""
 
 
 class BackendError(DilnetError, ImportError):

@@ -104,7 +104,7 @@ def test_version_and_help():
     # the zoo's commands and model source come from its plugin (dilnet.plugins), in place
     code, out, _ = run("--help")
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ")]
-    assert (code, listed) == (0, ["zoo", "summary", "predict", "train", "demo"])
+    assert (code, listed) == (0, ["zoo", "summary", "predict", "train", "export", "demo"])
     code, out, _ = run("summary", "--help")
     assert code == 0 and "SPEC.json|MODEL.npz|zoo:NAME" in out
     done = subprocess.run([sys.executable, "-m", "dilnet", "--version"], capture_output=True,

@@ -124,6 +124,8 @@ RENDERED = [
     ("api/blocks", "dilnet.blocks.config.from_config"),
     ("api/io", "dilnet.io.weights.read_checkpoint"),
     ("api/io", "dilnet.io.volume"),
+    ("api/io", "dilnet.io.onnx.to_onnx"),
+    ("api/io", "dilnet.io.onnx.OnnxRuntimeModel"),
     ("api/errors", "dilnet.errors.ShapeError"),
     ("api/zoo", "dilnet_zoo.load"),
     ("api/zoo", "dilnet_zoo.families.highres3dnet"),

@@ -26,7 +26,7 @@ LAYERS = [
      "dilnet.updates", "dilnet.regularization", "dilnet.interop"],
     # specs, their configs, the compiler, the one geometry walker, the summary
     ["dilnet.geometry", "dilnet.blocks", "dilnet.compiler", "dilnet.network", "dilnet.io.config",
-     "dilnet.io.summary"],
+     "dilnet.io.summary", "dilnet.io.onnx"],
     # running networks: Model, tiled and Dask inference
     ["dilnet.model", "dilnet.tiling", "dilnet.inference", "dilnet.distributed"],
     # training from a config, plug-in registries, images onto a model's grid and back

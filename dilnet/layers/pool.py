@@ -158,7 +158,8 @@ class PoolLayer(Layer):
             else:
                 result = result + view
         if self.mode == "average_inc_pad" and self.ignore_border:
-            return result / np.prod(self.pool_size)
+            # a constant of the input's dtype: numpy's int64 product would upcast float32
+            return result / np.asarray(np.prod(self.pool_size), dtype=input.dtype)
         if self.mode != "max":
             # windows count their elements inside the input ('average_exc_pad') or inside the
             # padded input ('average_inc_pad'; Theano clips a last partial window to it)

@@ -430,6 +430,25 @@ class Model:
             self, path, cast=cast, skip_mismatch=skip_mismatch, allow_nonfinite=allow_nonfinite
         )
 
+    def export_onnx(self, path):
+        """Write the deterministic network (batch-norm running averages, no dropout) to an
+        ONNX file, atomically (`dilnet.io.onnx.export`; needs the ``onnx`` extra:
+        ``pip install 'dilnet[onnx]'``). Its output is `predict`'s for any batch and any input
+        size the network accepts; `input_contract` and the spec go into the file's metadata
+        (``dilnet.input_contract``, ``dilnet.spec``, JSON). Returns the path.
+
+        Like `predict`, the exported graph takes `x` as the network sees it: a runtime must
+        scale intensities (and orient and resample) as `input_contract` says.
+        """
+        from ..io.onnx import export
+
+        contract = self.input_contract
+        metadata = {
+            "dtype": self.dtype,
+            "input_contract": None if contract is None else contract.to_dict(),
+        }
+        return export(self.network, path, metadata=metadata)
+
     def save(self, path, metadata=None, *, include_optimizer=True):
         """Write the whole model: its spec config, dtype and weights, in one file; `metadata`
         (a JSON-able dict, e.g. how it was trained and what it scored) goes into the manifest
