@@ -229,7 +229,11 @@ def standardize(layer, offset, scale, shared_axes="auto"):
     layer.params[layer.b].discard("trainable")
     # a symbolic scale stays an expression (its shared variables remain the parameters);
     # numbers and arrays become a shared variable holding their inverse
-    inverse = 1 / scale if isinstance(scale, Variable) else 1 / np.asarray(scale, dtype="float64")
+    inverse = (
+        1 / scale
+        if isinstance(scale, Variable)
+        else (1 / np.asarray(scale, dtype="float64")).astype(pytensor.config.floatX)
+    )
     layer = ScaleLayer(layer, inverse, shared_axes)
     layer.params[layer.scales].discard("trainable")
     return layer

@@ -351,3 +351,23 @@ def test_rrelu_macro_and_bounds():
     np.testing.assert_allclose(evaluate(top, x), np.where(z > 0, z, 0.1 * z), rtol=1e-12)
     with pytest.raises(ConfigError, match=r"`upper`\. Expected at least lower=0\.9"):
         L.RandomizedRectifierLayer((None, 3), lower=0.9, upper=0.1)
+
+
+def test_standardize_keeps_floatx():
+    """Numbers and arrays become a scale of dtype floatX: a float32 network stays float32."""
+    import pytensor
+
+    from dilnet import layers as L
+
+    previous = pytensor.config.floatX
+    pytensor.config.floatX = "float32"
+    try:
+        layer = L.standardize(L.InputLayer((None, 3)), np.zeros(3, "float32"),
+                              np.full(3, 2.0, "float32"))  # fmt: skip
+        x = pytensor.tensor.matrix("x", dtype="float32")
+        out = L.get_output(layer, x)
+        assert out.dtype == "float32"
+        value = out.eval({x: np.ones((1, 3), "float32")})
+        np.testing.assert_array_equal(value, np.full((1, 3), 0.5, "float32"))
+    finally:
+        pytensor.config.floatX = previous
