@@ -1,7 +1,9 @@
 """`EmbeddingLayer`: integer indices to learned vectors (Lasagne's `lasagne.layers.embedding`)."""
 
+import pytensor.tensor as pt
+
 from .. import init
-from ..errors import ConfigError, invalid
+from ..errors import ConfigError, ConfigTypeError, invalid
 from ..utils import is_int
 from .base import Layer, describe
 
@@ -38,4 +40,9 @@ class EmbeddingLayer(Layer):
         return (*input_shape, self.output_size)
 
     def get_output_for(self, input, **kwargs):
+        input = pt.as_tensor_variable(input)
+        if not input.dtype.startswith(("int", "uint")):
+            raise ConfigTypeError(
+                invalid(describe(self), "input", "integer indices", f"dtype {input.dtype}")
+            )
         return self.W[input]

@@ -66,9 +66,9 @@ def autocrop_array_shapes(input_shapes, cropping):
     """
     if cropping is None:
         return [tuple(s) for s in input_shapes]
-    _check_modes("autocrop_array_shapes", cropping)
     _same_rank("autocrop_array_shapes", [len(s) for s in input_shapes],
                f"shapes {list(input_shapes)}")  # fmt: skip
+    _check_modes("autocrop_array_shapes", cropping, len(input_shapes[0]) if input_shapes else None)
     out = [list(s) for s in input_shapes]
     for axis, mode in enumerate(cropping):
         if mode is None:
@@ -92,6 +92,7 @@ def autocrop(inputs, cropping):
     _check_modes("autocrop", cropping)
     inputs = [pt.as_tensor_variable(x) for x in inputs]
     _same_rank("autocrop", [x.ndim for x in inputs], f"ndims {[x.ndim for x in inputs]}")
+    _check_modes("autocrop", cropping, inputs[0].ndim if inputs else None)
     ndim = inputs[0].ndim
     slices = [[slice(None)] * ndim for _ in inputs]
     for axis, mode in enumerate(cropping):

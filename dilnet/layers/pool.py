@@ -9,7 +9,7 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
-from ..errors import ConfigError, ShapeError, invalid
+from ..errors import ConfigError, ConfigTypeError, ShapeError, invalid
 from ..shapes import pool_output_length
 from ..utils import as_tuple, int_types, is_int
 from .base import Layer, describe
@@ -391,6 +391,10 @@ class FeaturePoolLayer(Layer):
     def __init__(self, incoming, pool_size, axis=1, pool_function=pt.max, **kwargs):
         super().__init__(incoming, **kwargs)
         self.axis, self.pool_size = _check_groups(self, axis, pool_size)
+        if not callable(pool_function):
+            raise ConfigTypeError(
+                invalid(describe(self), "pool_function", "a callable", pool_function)
+            )
         self.pool_function = pool_function
 
     def get_output_shape_for(self, input_shape):
@@ -457,6 +461,10 @@ class GlobalPoolLayer(Layer):
 
     def __init__(self, incoming, pool_function=pt.mean, **kwargs):
         super().__init__(incoming, **kwargs)
+        if not callable(pool_function):
+            raise ConfigTypeError(
+                invalid(describe(self), "pool_function", "a callable", pool_function)
+            )
         self.pool_function = pool_function
 
     def get_output_shape_for(self, input_shape):

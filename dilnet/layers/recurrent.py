@@ -36,7 +36,7 @@ from pytensor.graph.replace import graph_replace
 from pytensor.scalar import upcast
 
 from .. import init, nonlinearities
-from ..errors import ConfigError, ShapeError, invalid
+from ..errors import ConfigError, ConfigTypeError, ShapeError, invalid
 from ..utils import is_int, unroll_scan
 from . import helper
 from .base import (
@@ -429,6 +429,8 @@ mask_input, only_return_final
             )
         self._tail = tuple(h2h[1:])
         self.nonlinearity = nonlinearity or nonlinearities.identity
+        if not callable(self.nonlinearity):
+            raise ConfigTypeError(invalid(where, "nonlinearity", "a callable", nonlinearity))
         if not _is_layer(hid_init) and None in self._tail:
             raise ShapeError(
                 invalid(
@@ -610,6 +612,8 @@ class Gate:
     ):
         self.W_in, self.W_hid, self.W_cell, self.b = W_in, W_hid, W_cell, b
         self.nonlinearity = nonlinearity or nonlinearities.identity
+        if not callable(self.nonlinearity):
+            raise ConfigTypeError(invalid("Gate", "nonlinearity", "a callable", nonlinearity))
 
     def __repr__(self):
         return (

@@ -516,8 +516,11 @@ class TPSTransformerLayer(MergeLayer):
         self.downsample_factor = _downsample_factor(self, downsample_factor)
         self.border_mode = border_mode
         input_shape, loc_shape = self.input_shapes
-        if not is_int(control_points) or control_points < 1:
-            raise ConfigError(invalid(where, "control_points", "a positive int", control_points))
+        if not is_int(control_points) or control_points < 4:
+            raise ConfigError(
+                invalid(where, "control_points", "an int >= 4 (a square grid of at least 2 x 2)",
+                        control_points)
+            )  # fmt: skip
         if len(loc_shape) != 2 or loc_shape[-1] != 2 * control_points:
             raise ShapeError(
                 invalid(
