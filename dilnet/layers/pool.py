@@ -541,7 +541,14 @@ def _pair_of(value, name):
     """Two window sizes or strides: ints, scalar expressions, or a length-2 vector expression."""
     if isinstance(value, Variable) and value.ndim == 1:
         return (value[0], value[1])
-    return as_tuple(value, 2, name=name, where="pool_2d")
+    pair = as_tuple(value, 2, name=name, where="pool_2d")
+    for v in pair:
+        symbolic = isinstance(v, Variable) and v.ndim == 0 and v.dtype.startswith(("int", "uint"))
+        if not (symbolic or (is_int(v) and v >= 1)):
+            raise ConfigTypeError(
+                invalid("pool_2d", name, "two positive ints or integer scalar expressions", value)
+            )
+    return pair
 
 
 class SpatialPyramidPoolingLayer(Layer):

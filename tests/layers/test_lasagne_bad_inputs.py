@@ -45,3 +45,20 @@ def test_embedding_refuses_float_indices_and_looks_up_integers():
     out = L.get_output(layer, x).eval({x: idx})
     W = layer.W.get_value()
     np.testing.assert_array_equal(out, np.stack([[W[i] for i in row] for row in idx]))
+
+
+@pytest.mark.parametrize("ws", ["ab", (2.5, 2), (0, 2), (True, 2)])
+def test_pool_2d_refuses_windows_that_are_not_positive_ints(ws):
+    with pytest.raises(ConfigTypeError, match="ws"):
+        L.pool.pool_2d(pt.tensor4(), ws)
+
+
+def test_pool_2d_symbolic_window_matches_numpy():
+    x, w = pt.tensor4("x"), pt.iscalar("w")
+    data = np.arange(2 * 1 * 4 * 6, dtype="float64").reshape(2, 1, 4, 6)
+    out = L.pool.pool_2d(x, (w, 2)).eval({x: data.astype(x.dtype), w: 2})
+    expected = np.empty((2, 1, 2, 3))
+    for i in range(2):
+        for j in range(3):
+            expected[:, :, i, j] = data[:, :, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].max(axis=(2, 3))
+    np.testing.assert_array_equal(out, expected.astype(out.dtype))
