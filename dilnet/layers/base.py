@@ -11,7 +11,8 @@ from collections import OrderedDict
 
 from pytensor.graph.basic import Variable
 
-from ..errors import ConfigError, ShapeError, invalid
+from .. import nonlinearities
+from ..errors import ConfigError, ConfigTypeError, ShapeError, invalid
 from ..state import add_state_update, collect_state_updates
 from ..utils import collect_shared_vars, create_param, is_int
 
@@ -196,3 +197,13 @@ class MergeLayer(Layer):
 
 def _unwrap(params):
     return collect_shared_vars(params)
+
+
+def nonlinearity_or_identity(where, nonlinearity):
+    """`nonlinearity`, with None read as the identity (Lasagne's convention); a
+    `ConfigTypeError` naming `where` unless it is callable."""
+    if nonlinearity is None:
+        return nonlinearities.identity
+    if not callable(nonlinearity):
+        raise ConfigTypeError(invalid(where, "nonlinearity", "a callable or None", nonlinearity))
+    return nonlinearity

@@ -21,7 +21,7 @@ from ..shapes import (
     transposed_conv_output_length,
 )
 from ..utils import as_tuple, int_types, is_int
-from .base import Layer, describe
+from .base import Layer, describe, nonlinearity_or_identity
 
 __all__ = [
     "BaseConvLayer",
@@ -109,7 +109,7 @@ class _ConvBase(Layer):
         self.num_groups = int(num_groups)
         self.flip_filters = bool(flip_filters)
         self.untie_biases = bool(untie_biases)
-        self.nonlinearity = nonlinearity if nonlinearity is not None else nonlinearities.identity
+        self.nonlinearity = nonlinearity_or_identity(where, nonlinearity)
 
     def _add_weights(self, W, b):
         self.W = self.add_param(W, self.get_W_shape(), name="W")

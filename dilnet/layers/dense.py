@@ -7,7 +7,7 @@ import pytensor.tensor as pt
 from .. import init, nonlinearities
 from ..errors import ConfigError, ShapeError, invalid
 from ..utils import is_int
-from .base import Layer, describe
+from .base import Layer, describe, nonlinearity_or_identity
 
 __all__ = ["DenseLayer", "NINLayer"]
 
@@ -75,7 +75,7 @@ class DenseLayer(Layer):
                 )
             )
         self.num_units, self.num_leading_axes = int(num_units), num_leading_axes
-        self.nonlinearity = nonlinearity or nonlinearities.identity
+        self.nonlinearity = nonlinearity_or_identity(describe(self), nonlinearity)
         self.W = self.add_param(W, (int(np.prod(tail)), self.num_units), name="W")
         self.b = (
             None if b is None else self.add_param(b, (self.num_units,), "b", regularizable=False)
@@ -136,7 +136,7 @@ class NINLayer(Layer):
                 )
             )
         self.num_units, self.untie_biases = int(num_units), bool(untie_biases)
-        self.nonlinearity = nonlinearity or nonlinearities.identity
+        self.nonlinearity = nonlinearity_or_identity(describe(self), nonlinearity)
         self.W = self.add_param(W, (self.input_shape[1], self.num_units), name="W")
         if b is None:
             self.b = None

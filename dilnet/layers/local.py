@@ -6,7 +6,7 @@ import pytensor.tensor as pt
 from .. import init, nonlinearities
 from ..errors import ConfigError, ShapeError, UnsupportedError, invalid
 from ..utils import as_tuple, int_types, is_int
-from .base import Layer, describe
+from .base import Layer, describe, nonlinearity_or_identity
 
 __all__ = ["LocallyConnected2DLayer"]
 
@@ -108,7 +108,7 @@ class LocallyConnected2DLayer(Layer):
         self.num_filters, self.pad = int(num_filters), "same"
         self.untie_biases, self.flip_filters = bool(untie_biases), bool(flip_filters)
         self.channelwise = bool(channelwise)
-        self.nonlinearity = nonlinearity or nonlinearities.identity
+        self.nonlinearity = nonlinearity_or_identity(where, nonlinearity)
         w_shape = (self.num_filters,) + (() if self.channelwise else (channels,))
         self.W = self.add_param(W, w_shape + self.filter_size + (rows, columns), name="W")
         if b is None:

@@ -36,7 +36,7 @@ from pytensor.graph.replace import graph_replace
 from pytensor.scalar import upcast
 
 from .. import init, nonlinearities
-from ..errors import ConfigError, ConfigTypeError, ShapeError, invalid
+from ..errors import ConfigError, ShapeError, invalid
 from ..utils import is_int, unroll_scan
 from . import helper
 from .base import (
@@ -46,6 +46,7 @@ from .base import (
     add_state_update,
     collect_state_updates,
     describe,
+    nonlinearity_or_identity,
 )
 from .dense import DenseLayer
 from .input import InputLayer
@@ -428,9 +429,7 @@ mask_input, only_return_final
                 )
             )
         self._tail = tuple(h2h[1:])
-        self.nonlinearity = nonlinearity or nonlinearities.identity
-        if not callable(self.nonlinearity):
-            raise ConfigTypeError(invalid(where, "nonlinearity", "a callable", nonlinearity))
+        self.nonlinearity = nonlinearity_or_identity(where, nonlinearity)
         if not _is_layer(hid_init) and None in self._tail:
             raise ShapeError(
                 invalid(
@@ -611,9 +610,7 @@ class Gate:
         nonlinearity=nonlinearities.sigmoid,
     ):
         self.W_in, self.W_hid, self.W_cell, self.b = W_in, W_hid, W_cell, b
-        self.nonlinearity = nonlinearity or nonlinearities.identity
-        if not callable(self.nonlinearity):
-            raise ConfigTypeError(invalid("Gate", "nonlinearity", "a callable", nonlinearity))
+        self.nonlinearity = nonlinearity_or_identity("Gate", nonlinearity)
 
     def __repr__(self):
         return (
@@ -747,7 +744,7 @@ mask_input, only_return_final
         if not isinstance(peepholes, bool | np.bool_):
             raise ConfigError(invalid(describe(self), "peepholes", "True or False", peepholes))
         self.peepholes = bool(peepholes)
-        self.nonlinearity = nonlinearity or nonlinearities.identity
+        self.nonlinearity = nonlinearity_or_identity(describe(self), nonlinearity)
         gates = (
             ("ingate", ingate),
             ("forgetgate", forgetgate),

@@ -13,7 +13,7 @@ from pytensor.tensor.random.basic import uniform
 from .. import init, nonlinearities
 from ..errors import ConfigError, ShapeError, invalid
 from ..utils import is_int
-from .base import Layer, MergeLayer, add_state_update, describe
+from .base import Layer, MergeLayer, add_state_update, describe, nonlinearity_or_identity
 from .noise import _layer_rng
 
 __all__ = [
@@ -81,11 +81,7 @@ class NonlinearityLayer(Layer):
 
     def __init__(self, incoming, nonlinearity=nonlinearities.rectify, **kwargs):
         super().__init__(incoming, **kwargs)
-        if nonlinearity is not None and not callable(nonlinearity):
-            raise ConfigError(
-                invalid(describe(self), "nonlinearity", "a callable or None", nonlinearity)
-            )
-        self.nonlinearity = nonlinearity or nonlinearities.identity
+        self.nonlinearity = nonlinearity_or_identity(describe(self), nonlinearity)
 
     def get_output_for(self, input, **kwargs):
         return self.nonlinearity(input)
