@@ -64,7 +64,7 @@ class Conformed:
         back = np.empty((len(per_class), *self._shape), np.float32)
         for k, channel in enumerate(per_class):
             back[k] = ndimage.affine_transform(
-                np.asarray(channel, np.float32), 1 / steps, offset=-(steps - 1) / (2 * steps),
+                np.asarray(channel, np.float32), np.diag(1 / steps), offset=-(steps - 1) / (2 * steps),
                 output_shape=self._shape, order=1, mode="nearest",
             )  # fmt: skip
         if self._transform is None:
@@ -166,7 +166,7 @@ def conform(volume, contract, where="image") -> Conformed:
         if sigma.any():
             channel = ndimage.gaussian_filter(channel, sigma, mode="nearest")
         resampled[c] = ndimage.affine_transform(
-            channel, steps, offset=(steps - 1) / 2, output_shape=grid, order=1, mode="nearest"
+            channel, np.diag(steps), offset=(steps - 1) / 2, output_shape=grid, order=1, mode="nearest"
         )
     grid_affine = affine @ np.block(
         [[np.diag(steps), ((steps - 1) / 2)[:, None]], [np.zeros((1, rank)), np.ones((1, 1))]]

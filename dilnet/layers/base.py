@@ -181,6 +181,8 @@ class MergeLayer(Layer):
                 )
         self.name = name
         self.params = OrderedDict()
+        for shape in self.input_shapes:
+            _check_input_shape(self, shape)
 
     @property
     def output_shape(self):

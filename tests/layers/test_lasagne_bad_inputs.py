@@ -6,7 +6,7 @@ import pytensor.tensor as pt
 import pytest
 
 from dilnet import layers as L
-from dilnet.errors import ConfigError, ConfigTypeError
+from dilnet.errors import ConfigError, ConfigTypeError, ShapeError
 
 
 def test_autocrop_cropping_longer_than_rank():
@@ -62,3 +62,13 @@ def test_pool_2d_symbolic_window_matches_numpy():
         for j in range(3):
             expected[:, :, i, j] = data[:, :, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].max(axis=(2, 3))
     np.testing.assert_array_equal(out, expected.astype(out.dtype))
+
+
+@pytest.mark.parametrize("bad", [(2, 0, 3), (2, -1, 3)])
+@pytest.mark.parametrize("layer", [L.ElemwiseSumLayer, L.ConcatLayer])
+def test_merge_layers_refuse_shape_tuples_with_lengths_below_one(layer, bad):
+    # as a single-input layer refuses them (Lasagne's rule: positive lengths or None)
+    with pytest.raises(ShapeError, match=r"input shape.*positive lengths or None"):
+        layer([(2, 3, 3), bad])
+    # None (unknown) and positive lengths still build, and the shape follows the inputs
+    assert layer([(None, 3, 3), (2, 3, 3)]).output_shape[1:] in ((3, 3), (6, 3))
