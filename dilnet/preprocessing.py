@@ -166,7 +166,12 @@ def conform(volume, contract, where="image") -> Conformed:
         if sigma.any():
             channel = ndimage.gaussian_filter(channel, sigma, mode="nearest")
         resampled[c] = ndimage.affine_transform(
-            channel, np.diag(steps), offset=(steps - 1) / 2, output_shape=grid, order=1, mode="nearest"
+            channel,
+            np.diag(steps),
+            offset=(steps - 1) / 2,
+            output_shape=grid,
+            order=1,
+            mode="nearest",
         )
     grid_affine = affine @ np.block(
         [[np.diag(steps), ((steps - 1) / 2)[:, None]], [np.zeros((1, rank)), np.ones((1, 1))]]
