@@ -10,8 +10,12 @@ seed 0), changing only what its row names:
     a 3-voxel network: ``Conv(16, 3^3, batch norm) -> Conv(16, 1^3, batch norm) ->
     Classifier``, with the recipe's `Augment` (``AUGMENT``: SynthSeg-style deformations, bias
     fields, gamma, blur, noise);
+``local, deformations only``
+    the same network with `Augment`'s deformations alone (flips, affine, elastic; no bias,
+    gamma, blur, slices or noise): image and labels move together, the image interpolated
+    linearly and the labels by nearest neighbour;
 ``local, no augmentation``
-    the same network without augmentation;
+    the same network without augmentation (the recipe's default since these pilots);
 ``local, no augmentation, cross-entropy``
     the same with cross-entropy alone (no Dice term), whose probabilities are calibrated, which
     matters where they are interpolated back onto a finer grid.
@@ -38,8 +42,13 @@ from pathlib import Path
 
 import numpy as np
 
+#: `Augment`'s fields for "deformations only": the recipe's `AUGMENT` with every intensity
+#: step off
+DEFORMATIONS = {"p_bias": 0.0, "p_slices": 0.0, "p_noise": 0.0, "p_gamma": 0.0}
+
 PILOTS = {
     "local, augmented": {"augment": True, "loss": "crossentropy+dice"},
+    "local, deformations only": {"augment": DEFORMATIONS, "loss": "crossentropy+dice"},
     "local, no augmentation": {"augment": False, "loss": "crossentropy+dice"},
     "local, no augmentation, cross-entropy": {"augment": False, "loss": "crossentropy"},
 }
@@ -100,8 +109,10 @@ def main(argv=None):
     result["pilots"]["shipped context3d-basic (peer)"] = {"scores": scores(shipped)}
     with tempfile.TemporaryDirectory() as tmp:
         for name, pilot in PILOTS.items():
-            settings = config("context3d-basic", use_augment=pilot["augment"], steps=args.steps,
-                              output=f"{tmp}/pilot.npz")  # fmt: skip
+            settings = config("context3d-basic", use_augment=bool(pilot["augment"]),
+                              steps=args.steps, output=f"{tmp}/pilot.npz")  # fmt: skip
+            if isinstance(pilot["augment"], dict):
+                settings["augment"]["synthseg"].update(pilot["augment"])
             settings["model"], settings["loss"] = to_config(local_spec()), pilot["loss"]
             start = time.perf_counter()
             model, record = train_from_config(settings, base=tmp, overwrite=True, verbose=0,

@@ -17,7 +17,12 @@ The steps, per spatial axis:
    voxel ``j * s + (s - 1) / 2`` (a 2 mm voxel covers 1 mm voxels ``2j`` and ``2j + 1``), on
    ``ceil(n / s)`` voxels, linearly. Before shrinking (``s > 1``) the image is smoothed with a
    Gaussian of ``sigma = (s - 1) / 2`` input voxels (scikit-image's anti-aliasing rule) so thin
-   structures are averaged rather than skipped.
+   structures are averaged rather than skipped. With a ``"nonzero"`` foreground, a shrunk
+   voxel whose footprint holds less foreground than one input voxel (the nonzero mask, resampled
+   the same way, below ``1 / prod(s)`` over the shrunk axes) is set to 0: the smoothing's tails
+   would otherwise put faint nonzero values into the background, which a volume stored at the
+   model's voxel size (a block mean, say) does not have, and they would pull the low percentile
+   of step 3 to about 0 whatever the intensities' units.
 3. *Scale intensities* (`dilnet.model.contract.normalize_intensities`) on the model grid.
 4. *Predict* the class probabilities (`predict_volume`: exact tiling).
 5. *Map back*: every input voxel reads the probabilities at its position on the model grid
@@ -99,6 +104,18 @@ def _affine(volume, where):
     return affine
 
 
+def _resample(channel, steps, grid):
+    """One channel on the model grid (module docstring, step 2), float32."""
+    channel = np.asarray(channel, np.float32)
+    sigma = np.maximum(0.0, (steps - 1) / 2)
+    if sigma.any():
+        channel = ndimage.gaussian_filter(channel, sigma, mode="nearest")
+    return ndimage.affine_transform(
+        channel, np.diag(steps), offset=(steps - 1) / 2, output_shape=grid, order=1,
+        mode="nearest",
+    )  # fmt: skip
+
+
 def conform(volume, contract, where="image") -> Conformed:
     """`volume` (a `Volume` with an affine) on the grid `contract` describes (module docstring,
     steps 1-3).
@@ -152,6 +169,11 @@ def conform(volume, contract, where="image") -> Conformed:
             f"gives {grid} voxels at the model's {contract.voxel_size} mm: too small to segment."
         )
     resampled = np.empty((len(data), *grid), np.float32)
+    shrunk = steps > 1 + 1e-6
+    footprint = None
+    if contract.foreground == "nonzero" and shrunk.any():
+        # the foreground's share of each model voxel, resampled as the image is (step 2)
+        footprint = _resample((np.asarray(data) != 0).any(axis=0), steps, grid)
     for c, channel in enumerate(data):
         channel = np.asarray(channel, np.float32)
         if not np.isfinite(channel).all():
@@ -159,20 +181,9 @@ def conform(volume, contract, where="image") -> Conformed:
                 f"{where}: {np.count_nonzero(~np.isfinite(channel))} voxel(s) are NaN or "
                 "infinite (as float32); they would spread through every receptive field."
             )
-        if np.allclose(steps, 1):
-            resampled[c] = channel
-            continue
-        sigma = np.maximum(0.0, (steps - 1) / 2)
-        if sigma.any():
-            channel = ndimage.gaussian_filter(channel, sigma, mode="nearest")
-        resampled[c] = ndimage.affine_transform(
-            channel,
-            np.diag(steps),
-            offset=(steps - 1) / 2,
-            output_shape=grid,
-            order=1,
-            mode="nearest",
-        )
+        resampled[c] = channel if np.allclose(steps, 1) else _resample(channel, steps, grid)
+    if footprint is not None:
+        resampled[:, footprint < 1 / np.prod(steps[shrunk])] = 0
     grid_affine = affine @ np.block(
         [[np.diag(steps), ((steps - 1) / 2)[:, None]], [np.zeros((1, rank)), np.ones((1, 1))]]
     )

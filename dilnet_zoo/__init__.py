@@ -2,7 +2,7 @@
 
 >>> import dilnet_zoo
 >>> dilnet_zoo.list_models()                                   # doctest: +SKIP
-['context3d-basic', 'context3d-large', 'dilated-resnet3d', 'highres3dnet', 'plain3d']
+['context3d-basic', 'context3d-large', 'dilated-resnet3d', 'highres3dnet', 'local3d', 'plain3d']
 >>> model = dilnet_zoo.load("context3d-basic", pretrained=True)  # doctest: +SKIP
 
 Each entry is a spec factory from `dilnet_zoo.families` with documented overrides, a model card
@@ -26,6 +26,7 @@ from dilnet.errors import ConfigError, WeightsError, invalid, suggest
 from . import families
 
 __all__ = [
+    "DEFAULT",
     "ZooEntry",
     "card",
     "cards_table",
@@ -68,6 +69,12 @@ _ENTRIES = {
             "the large context module (widths 2C..32C, C = 4), field 69³",
         ),
         ZooEntry(
+            "local3d",
+            families.local3d,
+            {"num_classes": 4, "channels": 16, "in_channels": 1},
+            "a local tissue classifier (3³ then 1³ convolutions), field 3³",
+        ),
+        ZooEntry(
             "plain3d",
             families.plain3d,
             {"num_classes": 4, "channels": 16, "in_channels": 1},
@@ -88,6 +95,11 @@ _ENTRIES = {
         ),
     )
 }
+
+
+#: the network ``dilnet demo`` runs and the README recommends for brain tissue: the zoo's best
+#: on Colin27 (docs/zoo.md)
+DEFAULT = "local3d"
 
 
 def list_models() -> list:

@@ -175,7 +175,7 @@ def _add_demo(commands, common):
         "demo", parents=[common], help="segment Colin27, a real brain the zoo never trained on"
     )
     pretrained = [n for n in dilnet_zoo.list_models() if dilnet_zoo.weights_path(n) is not None]
-    demo.add_argument("--model", default="context3d-basic", choices=pretrained)
+    demo.add_argument("--model", default=dilnet_zoo.DEFAULT, choices=pretrained)
     demo.add_argument("--out", default="demo.png", help="the PNG montage")
     demo.add_argument("--force", action="store_true", help="replace an existing --out")
     demo.set_defaults(run=_demo)

@@ -1,11 +1,11 @@
 """The main job (`make demo`): segment Colin27, a real brain no zoo network trains on
-(`dilnet_zoo.data.colin27`), from its 1 mm NIfTI with the pretrained ``context3d-basic`` through
-its input contract (`dilnet.preprocessing.predict_image`), print the Dice per tissue against
+(`dilnet_zoo.data.colin27`), from its 1 mm NIfTI with the pretrained `dilnet_zoo.DEFAULT`
+(``local3d``, the zoo's best on that brain) through its input contract (`dilnet.preprocessing.predict_image`), print the Dice per tissue against
 the shipped reference labels, and write a PNG montage (T1 | reference | prediction on axial,
 coronal and sagittal slices).
 
-    python -m dilnet_zoo.demo [--model context3d-basic] [--out demo.png] [--force] [--quiet]
-    dilnet demo [--model context3d-basic] [--out demo.png] [--quiet]
+    python -m dilnet_zoo.demo [--model local3d] [--out demo.png] [--force] [--quiet]
+    dilnet demo [--model local3d] [--out demo.png] [--quiet]
 """
 
 import argparse
@@ -64,7 +64,7 @@ def segment_colin27(model, progress=False):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="context3d-basic", choices=dilnet_zoo.list_models())
+    parser.add_argument("--model", default=dilnet_zoo.DEFAULT, choices=dilnet_zoo.list_models())
     parser.add_argument("--out", default="demo.png", help="where to write the PNG montage")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

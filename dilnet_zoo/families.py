@@ -10,12 +10,11 @@ from dilnet import blocks as B
 from dilnet.blocks.stacks import CONTEXT_DILATIONS
 from dilnet.model.contract import InputContract
 
-__all__ = ["BRAIN_T1_2MM", "context3d", "dilated_resnet3d", "highres3dnet", "plain3d"]
+__all__ = ["BRAIN_T1_2MM", "context3d", "dilated_resnet3d", "highres3dnet", "local3d", "plain3d"]
 
 #: The input contract of every zoo network: a skull-stripped T1 brain, RAS, 2 mm voxels, its
-#: nonzero voxels' 0.5th and 99.5th intensity percentiles scaled to 0 and 1. The shipped weights
-#: were trained on min-max scaled template volumes, which this scaling approximates for a
-#: skull-stripped T1 (the recipe's retrain with this contract is pending, issue 16).
+#: nonzero voxels' 0.5th and 99.5th intensity percentiles scaled to 0 and 1. The recipe
+#: (`dilnet_zoo.recipes.train`) scales its training volumes by it, as inference does.
 BRAIN_T1_2MM = InputContract(
     orientation="RAS",
     voxel_size=(2.0, 2.0, 2.0),
@@ -40,6 +39,22 @@ def context3d(*, variant="basic", num_classes=4, channels=16, in_channels=1):
             B.Input(channels=in_channels, spatial=(None, None, None)),
             B.Conv(filters=channels, kernel=3, batch_norm=True),
             B.ContextModule(channels=channels, variant=variant),
+            B.Classifier(num_classes=num_classes),
+        ]
+    )
+
+
+def local3d(*, num_classes=4, channels=16, in_channels=1):
+    """A local tissue classifier: ``Conv(channels, 3³, batch norm)``, ``Conv(channels, 1³,
+    batch norm)``, a 1³ classifier with softmax. Receptive field 3 voxels per axis: each voxel
+    is classified from its own 3 x 3 x 3 neighbourhood, which is what the zoo's reference
+    labels (an intensity-based classical segmenter) depend on, and all a network trained on one
+    brain can learn without learning that brain's anatomy (docs/zoo.md)."""
+    return Sequential(
+        [
+            B.Input(channels=in_channels, spatial=(None, None, None)),
+            B.Conv(filters=channels, kernel=3, batch_norm=True),
+            B.Conv(filters=channels, kernel=1, batch_norm=True),
             B.Classifier(num_classes=num_classes),
         ]
     )

@@ -70,6 +70,30 @@ def test_1mm_to_2mm_samples_between_voxel_pairs():
     np.testing.assert_allclose(back[4:-4, 4:-4, 4:-4], data[4:-4, 4:-4, 4:-4], rtol=1e-5)
 
 
+def test_shrinking_keeps_the_background_zero_where_a_2mm_volume_has_it():
+    # a 1 mm box of whole 2 x 2 x 2 blocks: the same brain stored at 2 mm (block means) is
+    # nonzero on exactly the box's blocks. Resampling smooths before it shrinks; the smoothing's
+    # tails must not leave faint nonzero values in the blocks beside the box (they would pull the
+    # foreground's low percentile to about 0, whatever the intensities' units).
+    rng = np.random.default_rng(0)
+    data = np.zeros((20, 16, 12), np.float32)
+    data[4:12, 2:10, 2:8] = rng.uniform(50, 100, (8, 8, 6))
+    blocks = data.reshape(10, 2, 8, 2, 6, 2).mean(axis=(1, 3, 5))
+    c = conform(_volume(data, np.eye(4)), RAS2)
+    np.testing.assert_array_equal(c.data[0] != 0, blocks != 0)
+    # in scanner-like units (20 x + 300 inside, 0 outside) the foreground is the same, and the
+    # contract's scaling of the blocks inside the box matches the original's
+    contract = InputContract(voxel_size=(2.0, 2.0, 2.0), normalization="percentile", low=0,
+                             high=100)  # fmt: skip
+    units = np.where(data > 0, 20 * data + 300, 0).astype(np.float32)
+    a = conform(_volume(data, np.eye(4)), contract).data[0]
+    b = conform(_volume(units, np.eye(4)), contract).data[0]
+    np.testing.assert_array_equal(a != 0, b != 0)
+    inner = np.zeros_like(blocks, bool)
+    inner[3:5, 2:4, 2:3] = True  # blocks whose smoothing reads no background
+    np.testing.assert_allclose(a[inner], b[inner], atol=0.05)
+
+
 def test_percentile_scaling_over_the_foreground():
     data = np.zeros((6, 6, 6), np.float32)
     data[1:5, 1:5, 1:5] = np.arange(64).reshape(4, 4, 4) + 10

@@ -7,7 +7,8 @@ same code as ``dilnet train``: class-balanced patches of the whole template on i
 grids (``builtin_data: "mni152-grids"``: the shipped 2 mm volume and the seven other 2 x 2 x 2
 block reductions of the 1 mm one), each volume scaled whole by the zoo's input contract
 (`dilnet_zoo.families.BRAIN_T1_2MM`, as inference scales), augmented by the SynthSeg-style
-`dilnet.model.augment.Augment` (`AUGMENT`), a cosine schedule. There is no validation data:
+`dilnet.model.augment.Augment` (`AUGMENT`; ``--no-augment`` trains without, as ``local3d``'s
+weights were), a cosine schedule. There is no validation data:
 the template is symmetric (no half of it is held out from the other), and the evaluation brain,
 Colin27 (`dilnet_zoo.data.colin27`), is never trained, validated or selected on; its Dice is
 measured apart (``bench/``). The record's Dice is on the training template itself, a sanity
@@ -39,7 +40,15 @@ HERE = Path(__file__).resolve().parent.parent
 #: the training data: the template's eight 2 mm grids (`dilnet_zoo._plugin.mni152_grids`)
 DATA = "mni152-grids"
 #: `dilnet.model.augment.Augment`'s fields that differ from its defaults (the config's
-#: ``{"synthseg": AUGMENT}``). ``normalize=False``: the volumes are already scaled whole by the
+#: ``{"synthseg": AUGMENT}``), with which ``context3d-basic`` and ``plain3d`` were trained;
+#: ``local3d`` trains without (``--no-augment``). The reference labels are close to an intensity
+#: rule of the very image they label, and every augmentation measured here moves the image
+#: away from its labels: gamma, bias, blur and noise
+#: change intensities but not labels, and deformations interpolate the image linearly but the
+#: labels by nearest neighbour. Training pilots with a 3-voxel network (``bench/zoo_pilots.py``,
+#: 1000 steps, docs/benchmarks.md "Zoo training pilots") scored Colin27 2 mm mean GM/WM 0.852
+#: with this augmentation, 0.901 with its deformations alone and 0.923 without augmentation.
+#: ``normalize=False``: the volumes are already scaled whole by the
 #: contract, as inference scales them; `Augment`'s per-patch rescaling over the labels would
 #: move even an unaugmented patch by 0.059 on average (median over 200 balanced 40x48x48 MNI152
 #: patches; 90th percentile 0.074, on the [0, 1] scale) away from what inference feeds the
@@ -82,6 +91,20 @@ def config(name, *, use_augment=True, steps=400, patch=(40, 48, 48), batch_size=
     }
 
 
+def _command(argv) -> str:
+    """The recipe's command line, without ``--out DIR`` (where the files went, not how they
+    were made)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out="):
+            kept.append(arg)
+    return " ".join(["python -m dilnet_zoo.recipes.train", *kept])
+
+
 def train(
     name,
     *,
@@ -118,7 +141,7 @@ def train(
     }
     record = {
         "name": name,
-        "command": " ".join(["python -m dilnet_zoo.recipes.train", *sys.argv[1:]]),
+        "command": _command(sys.argv[1:]),
         "data": "MNI ICBM152 2009a symmetric template, whole, on its eight 2 mm grids "
         "(dilnet_zoo/data/mni152_1mm.npz reduced by 2 x 2 x 2 blocks at offsets 0/1 per axis; "
         "offset 0 is mni152_2mm.npz), tissue labels by ANTs Atropos; no validation data. "

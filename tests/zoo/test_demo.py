@@ -1,6 +1,6 @@
 """The main job and the shipped weights: the demo segments Colin27 (held out) end to end on the
-embedded data, its Dice table is that of the prediction it draws, and the pretrained
-context3d-basic reproduces the Dice its recipe recorded."""
+embedded data, its Dice table is that of the prediction it draws, and every pretrained network
+reproduces the Dice its recipe recorded."""
 
 import json
 
@@ -14,12 +14,19 @@ from dilnet_zoo import demo
 from dilnet_zoo.data.colin27 import load_colin27
 from dilnet_zoo.data.mni152 import load_mni152
 
+PRETRAINED = [n for n in dilnet_zoo.list_models() if dilnet_zoo.weights_path(n) is not None]
 
-def test_shipped_weights_reproduce_the_recorded_training_dice():
-    path = dilnet_zoo.weights_path("context3d-basic")
+
+def test_the_demo_s_network_is_pretrained():
+    assert dilnet_zoo.DEFAULT in PRETRAINED and "context3d-basic" in PRETRAINED
+
+
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_shipped_weights_reproduce_the_recorded_training_dice(name):
+    path = dilnet_zoo.weights_path(name)
     record = json.loads(path.with_suffix(".json").read_text())
     recorded = record["metrics"]["dice_train_mni152_2mm"]
-    model = dilnet_zoo.load("context3d-basic", pretrained=True)
+    model = dilnet_zoo.load(name, pretrained=True)
     template = load_mni152()
     # predict_volume applies the model's contract (percentile scaling), as the recipe did
     prediction = predict_volume(model, template["t1"], progress=False).argmax(axis=0)
@@ -56,7 +63,9 @@ def test_demo_prints_the_dice_of_the_prediction_it_draws(tmp_path, capsys, monke
     assert float(rows["mean CSF/GM/WM"]) == pytest.approx(np.mean(dice[1:]), abs=5e-4)
     assert float(rows["mean GM/WM"]) == pytest.approx(np.mean(dice[2:]), abs=5e-4)
     # and they are the figures the weights' record (the card, the zoo page) gives
-    record = json.loads(dilnet_zoo.weights_path("context3d-basic").with_suffix(".json").read_text())
+    record = json.loads(
+        dilnet_zoo.weights_path(dilnet_zoo.DEFAULT).with_suffix(".json").read_text()
+    )
     recorded = record["metrics"]["colin27"]["native 1 mm"]
     for name in demo.CLASS_NAMES[1:]:
         assert float(rows[name]) == pytest.approx(recorded[name], abs=5e-4)

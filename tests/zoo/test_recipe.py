@@ -29,10 +29,20 @@ def test_the_recipe_is_a_training_config():
                                                                      "balanced")  # fmt: skip
     assert (config.epochs, config.steps_per_epoch, config.schedule) == (2, 50, "cosine")
     assert config.augment == {"synthseg": recipe.AUGMENT}
+    assert train_config_from_dict(recipe.config("plain3d", use_augment=False)).augment == ()
     assert Augment(**recipe.AUGMENT).normalize is False  # the volumes are scaled whole instead
     assert config.normalize == BRAIN_T1_2MM.normalization and config.validation == ()
-    assert train_config_from_dict(recipe.config("plain3d", use_augment=False)).augment == ()
     assert recipe.config("plain3d", steps=3)["steps_per_epoch"] == 3  # a short run: one epoch
+
+
+def test_the_recorded_command_leaves_out_where_the_files_went():
+    prefix = "python -m dilnet_zoo.recipes.train"
+    assert recipe._command(["plain3d", "--steps", "9", "--out", "/tmp/w", "--seed", "2"]) == (
+        f"{prefix} plain3d --steps 9 --seed 2"
+    )
+    assert (
+        recipe._command(["plain3d", "--out=/a", "--no-augment"]) == f"{prefix} plain3d --no-augment"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ def test_list_and_unknown_names():
         "context3d-large",
         "dilated-resnet3d",
         "highres3dnet",
+        "local3d",
         "plain3d",
     ]
     with pytest.raises(
@@ -39,6 +40,8 @@ def test_list_and_unknown_names():
         ("highres3dnet", 87, None),
         # 3 + 2 * (1 + 2 + 4 + 8 + 4 + 2 + 1)
         ("dilated-resnet3d", 47, None),
+        # one 3^3 convolution; weights 27*16 + 16*16 + 16*4, batch norms 2 * (16 + 16), bias 4
+        ("local3d", 3, 27 * 16 + 16 * 16 + 16 * 4 + 2 * 32 + 4),
     ],
 )
 def test_receptive_fields_and_parameters(name, field, params):

@@ -142,10 +142,12 @@ def test_a_card_without_its_facts_is_an_error(monkeypatch):
 
 
 def test_readme_and_quickstart_state_the_recorded_colin27_dice():
-    record = json.loads(package_file("weights", "context3d-basic.json").read_text())
+    record = json.loads(package_file("weights", f"{dilnet_zoo.DEFAULT}.json").read_text())
     row = record["metrics"]["colin27"][table.TABLE_CONDITION]
     csf, gm, wm = (f"{row[c]:.3f}" for c in ("csf", "grey matter", "white matter"))
     readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"pretrained `{dilnet_zoo.DEFAULT}`" in readme
     assert f"Dice {csf} (CSF), {gm} (grey matter), {wm} (white matter) on Colin27" in readme
     quickstart = " ".join((ROOT / "docs" / "quickstart.md").read_text().split())
+    assert f"pretrained `{dilnet_zoo.DEFAULT}`" in quickstart
     assert f"reaches CSF {csf}, grey matter {gm} and white matter {wm} on Colin27" in quickstart
