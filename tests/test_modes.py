@@ -13,6 +13,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from pytensor.graph.traversal import applys_between
 from pytensor.link.vm import VMLinker
 from pytensor.scalar import basic as ps
 from pytensor.scan.op import Scan
@@ -43,6 +44,24 @@ def test_elementwise_nodes_compute_what_numpy_computes():
     for g, e in zip(got, expected, strict=True):
         assert g.dtype == e.dtype
         np.testing.assert_allclose(g, e, rtol=1e-12)
+
+
+def test_the_caller_s_graph_keeps_its_own_ops():
+    # the NUMPY mode swaps ops in the function's clone of the graph, never in the caller's
+    a, b = pt.vectors("a", "b")
+    out = pt.exp(a) * b + 1
+    before = [type(n.op) for n in applys_between([a, b], [out])]
+    f = pytensor.function([a, b], out, mode="NUMPY")
+    assert [type(n.op) for n in applys_between([a, b], [out])] == before
+    assert pt.elemwise.Elemwise in before and NumpyElemwise not in before
+    compiled = {type(n.op) for n in f.maker.fgraph.apply_nodes}
+    assert NumpyElemwise in compiled and pt.elemwise.Elemwise not in compiled
+    # the same graph still compiles in another mode, with PyTensor's own ops
+    g = pytensor.function([a, b], out, mode="FAST_COMPILE")
+    assert NumpyElemwise not in {type(n.op) for n in g.maker.fgraph.apply_nodes}
+    x, y = np.array([0.0, 1.0, -2.0]), np.array([3.0, 0.5, 2.0])
+    np.testing.assert_allclose(f(x, y), np.exp(x) * y + 1, rtol=1e-12)
+    np.testing.assert_allclose(g(x, y), np.exp(x) * y + 1, rtol=1e-12)
 
 
 def test_no_elementwise_node_falls_back_to_a_python_loop_per_element():
