@@ -124,7 +124,8 @@ def conform(volume, contract, where="image") -> Conformed:
     ------
     VolumeError
         Naming `where`: no usable affine, a grid the resampler cannot make (voxel sizes that
-        would give more than `MAX_VOXELS` voxels or fewer than one per axis), a blank image.
+        would give more than `MAX_VOXELS` voxels or fewer than one per axis), a blank image, a
+        nonzero foreground too scattered to fill one model voxel (step 2).
     """
     if not isinstance(contract, InputContract):
         raise ConfigError(invalid("conform", "contract", "an InputContract", contract))
@@ -183,7 +184,16 @@ def conform(volume, contract, where="image") -> Conformed:
             )
         resampled[c] = channel if np.allclose(steps, 1) else _resample(channel, steps, grid)
     if footprint is not None:
-        resampled[:, footprint < 1 / np.prod(steps[shrunk])] = 0
+        outside = footprint < 1 / np.prod(steps[shrunk])
+        if outside.all() and np.any(np.asarray(data) != 0):
+            raise VolumeError(
+                f"{where}: its {np.count_nonzero(np.asarray(data) != 0)} nonzero voxel(s) of "
+                f"{tuple(round(float(z), 4) for z in zooms)} mm are too scattered to fill one "
+                f"voxel of the model's {contract.voxel_size} mm (each model voxel holds less "
+                "than one input voxel of foreground); the model expects a skull-stripped image "
+                "whose background is 0 and whose foreground is solid."
+            )
+        resampled[:, outside] = 0
     grid_affine = affine @ np.block(
         [[np.diag(steps), ((steps - 1) / 2)[:, None]], [np.zeros((1, rank)), np.ones((1, 1))]]
     )

@@ -94,6 +94,17 @@ def test_shrinking_keeps_the_background_zero_where_a_2mm_volume_has_it():
     np.testing.assert_allclose(a[inner], b[inner], atol=0.05)
 
 
+def test_a_foreground_too_scattered_for_the_model_grid_is_refused():
+    # isolated 1 mm voxels: none fills one eighth of a 2 mm voxel after the anti-aliasing blur
+    data = np.zeros((16, 16, 16), np.float32)
+    data[1::4, 1::4, 1::4] = 50.0
+    contract = InputContract(voxel_size=(2.0, 2.0, 2.0), normalization="percentile")
+    with pytest.raises(
+        VolumeError, match=r"img.nii.gz: its 64 nonzero voxel\(s\) .* too scattered"
+    ):
+        conform(_volume(data, np.eye(4)), contract, "img.nii.gz")
+
+
 def test_percentile_scaling_over_the_foreground():
     data = np.zeros((6, 6, 6), np.float32)
     data[1:5, 1:5, 1:5] = np.arange(64).reshape(4, 4, 4) + 10
