@@ -15,7 +15,8 @@ seed 0), changing only what its row names:
     gamma, blur, slices or noise): image and labels move together, the image interpolated
     linearly and the labels by nearest neighbour;
 ``local, no augmentation``
-    the same network without augmentation (the recipe's default since these pilots);
+    the same network without augmentation (``local3d``'s settings: the recipe's
+    ``--no-augment``);
 ``local, no augmentation, cross-entropy``
     the same with cross-entropy alone (no Dice term), whose probabilities are calibrated, which
     matters where they are interpolated back onto a finer grid.

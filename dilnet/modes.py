@@ -131,7 +131,9 @@ class _ToNumpyElemwise(GraphRewriter):
     place, after every other rewrite. The two ops take the same inputs to outputs of the same
     types, so the graph needs no replacement: a node-by-node rewrite (``in2out``) would rebuild
     each node and run the graph's callbacks for it, 0.25 s of a training function's 1.5 s
-    compile (bench/model.py's context module). The graph is `pytensor.function`'s own clone."""
+    compile (bench/model.py's context module). `pytensor.function` rewrites a clone of the
+    caller's graph; a Scan's inner graph, which PyTensor compiles without copying, is rewritten
+    in place, as the node-by-node rewrite did before."""
 
     def apply(self, fgraph):
         ops = {}  # equal Elemwise ops share one NumpyElemwise (ops are immutable)

@@ -17,12 +17,14 @@ The steps, per spatial axis:
    voxel ``j * s + (s - 1) / 2`` (a 2 mm voxel covers 1 mm voxels ``2j`` and ``2j + 1``), on
    ``ceil(n / s)`` voxels, linearly. Before shrinking (``s > 1``) the image is smoothed with a
    Gaussian of ``sigma = (s - 1) / 2`` input voxels (scikit-image's anti-aliasing rule) so thin
-   structures are averaged rather than skipped. With a ``"nonzero"`` foreground, a shrunk
-   voxel whose footprint holds less foreground than one input voxel (the nonzero mask, resampled
-   the same way, below ``1 / prod(s)`` over the shrunk axes) is set to 0: the smoothing's tails
-   would otherwise put faint nonzero values into the background, which a volume stored at the
-   model's voxel size (a block mean, say) does not have, and they would pull the low percentile
-   of step 3 to about 0 whatever the intensities' units.
+   structures are averaged rather than skipped. With a ``"nonzero"`` foreground, the nonzero
+   mask is smoothed and resampled the same way, and a model voxel where it falls below
+   ``1 / prod(s)`` over the shrunk axes (one input voxel's share of the footprint, were the mask
+   not smoothed: 1/8 from 1 to 2 mm) is set to 0: the smoothing's tails would otherwise put
+   faint nonzero values into the background, which a volume stored at the model's voxel size
+   (a block mean, say) does not have, and they would pull the low percentile of step 3 to about
+   0 whatever the intensities' units. After smoothing, a model voxel whose block holds a single
+   isolated foreground voxel falls below the threshold too.
 3. *Scale intensities* (`dilnet.model.contract.normalize_intensities`) on the model grid.
 4. *Predict* the class probabilities (`predict_volume`: exact tiling).
 5. *Map back*: every input voxel reads the probabilities at its position on the model grid
@@ -170,11 +172,7 @@ def conform(volume, contract, where="image") -> Conformed:
             f"gives {grid} voxels at the model's {contract.voxel_size} mm: too small to segment."
         )
     resampled = np.empty((len(data), *grid), np.float32)
-    shrunk = steps > 1 + 1e-6
-    footprint = None
-    if contract.foreground == "nonzero" and shrunk.any():
-        # the foreground's share of each model voxel, resampled as the image is (step 2)
-        footprint = _resample((np.asarray(data) != 0).any(axis=0), steps, grid)
+    same = np.allclose(steps, 1)  # already at the model's voxel size: copied as it is
     for c, channel in enumerate(data):
         channel = np.asarray(channel, np.float32)
         if not np.isfinite(channel).all():
@@ -182,16 +180,20 @@ def conform(volume, contract, where="image") -> Conformed:
                 f"{where}: {np.count_nonzero(~np.isfinite(channel))} voxel(s) are NaN or "
                 "infinite (as float32); they would spread through every receptive field."
             )
-        resampled[c] = channel if np.allclose(steps, 1) else _resample(channel, steps, grid)
-    if footprint is not None:
-        outside = footprint < 1 / np.prod(steps[shrunk])
-        if outside.all() and np.any(np.asarray(data) != 0):
+        resampled[c] = channel if same else _resample(channel, steps, grid)
+    shrunk = steps > 1
+    if contract.foreground == "nonzero" and not same and shrunk.any():
+        nonzero = (np.asarray(data) != 0).any(axis=0)
+        # the foreground's share of each model voxel, smoothed and resampled as the image is
+        outside = _resample(nonzero, steps, grid) < 1 / np.prod(steps[shrunk])
+        if outside.all() and nonzero.any():
             raise VolumeError(
-                f"{where}: its {np.count_nonzero(np.asarray(data) != 0)} nonzero voxel(s) of "
+                f"{where}: its {np.count_nonzero(nonzero)} nonzero voxel(s) of "
                 f"{tuple(round(float(z), 4) for z in zooms)} mm are too scattered to fill one "
-                f"voxel of the model's {contract.voxel_size} mm (each model voxel holds less "
-                "than one input voxel of foreground); the model expects a skull-stripped image "
-                "whose background is 0 and whose foreground is solid."
+                f"voxel of the model's {contract.voxel_size} mm (smoothed and resampled, the "
+                "foreground covers less than one input voxel's share of every model voxel); "
+                "the model expects a skull-stripped image whose background is 0 and whose "
+                "foreground is solid."
             )
         resampled[:, outside] = 0
     grid_affine = affine @ np.block(

@@ -64,6 +64,24 @@ def test_the_caller_s_graph_keeps_its_own_ops():
     np.testing.assert_allclose(g(x, y), np.exp(x) * y + 1, rtol=1e-12)
 
 
+def test_equal_elementwise_ops_share_one_numpy_op():
+    from pytensor.graph.fg import FunctionGraph
+
+    from dilnet.modes import _ToNumpyElemwise
+
+    a, b = pt.vectors("a", "b")
+    fg = FunctionGraph([a, b], [pt.exp(a) + 1, pt.exp(b) + 2, a * b], clone=True)
+    _ToNumpyElemwise().apply(fg)
+    ops = [n.op for n in fg.toposort() if isinstance(n.op, pt.elemwise.Elemwise)]
+    assert len(ops) == 5 and all(type(op) is NumpyElemwise for op in ops)
+    exps = [op for op in ops if isinstance(op.scalar_op, ps.Exp)]
+    assert len(exps) == 2 and exps[0] is exps[1]  # one op for the two equal nodes
+    f = pytensor.function(fg.inputs, fg.outputs, mode="NUMPY")
+    x, y = np.array([0.0, 1.0]), np.array([2.0, -1.0])
+    for got, want in zip(f(x, y), [np.exp(x) + 1, np.exp(y) + 2, x * y], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_no_elementwise_node_falls_back_to_a_python_loop_per_element():
     # PyTensor's own Python path calls a Python function per element where numpy has no ufunc
     # for the node (n-ary products with an integer first input, fill, softplus, scipy's

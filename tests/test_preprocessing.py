@@ -94,6 +94,15 @@ def test_shrinking_keeps_the_background_zero_where_a_2mm_volume_has_it():
     np.testing.assert_allclose(a[inner], b[inner], atol=0.05)
 
 
+def test_voxels_a_hair_off_the_model_s_size_are_copied_whole():
+    # 1.99999 mm is the model's 2 mm to resampling (copied, not resampled): every foreground
+    # voxel, the box's surface included, keeps its value
+    data, affine = _ras(zoom=1.99999)
+    data[:2] = 0
+    contract = InputContract(voxel_size=(2.0, 2.0, 2.0), normalization="none")
+    np.testing.assert_array_equal(conform(_volume(data, affine), contract).data[0], data)
+
+
 def test_a_foreground_too_scattered_for_the_model_grid_is_refused():
     # isolated 1 mm voxels: none fills one eighth of a 2 mm voxel after the anti-aliasing blur
     data = np.zeros((16, 16, 16), np.float32)

@@ -22,7 +22,6 @@ With the defaults ``<out>`` is the package's ``dilnet_zoo/weights``.
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -91,18 +90,20 @@ def config(name, *, use_augment=True, steps=400, patch=(40, 48, 48), batch_size=
     }
 
 
-def _command(argv) -> str:
-    """The recipe's command line, without ``--out DIR`` (where the files went, not how they
-    were made)."""
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--out":
-            skip = True
-        elif not arg.startswith("--out="):
-            kept.append(arg)
-    return " ".join(["python -m dilnet_zoo.recipes.train", *kept])
+def command_line(name, *, steps, batch_size=2, learning_rate=2e-3, seed=0, use_augment=True) -> str:
+    """The recipe's command that trains `name` with these settings (the record's
+    ``"command"``): ``--steps`` always, the other options where they differ from their
+    defaults; where the files go (``--out``) is not part of how they were made."""
+    parts = ["python -m dilnet_zoo.recipes.train", name, "--steps", str(steps)]
+    if batch_size != 2:
+        parts += ["--batch-size", str(batch_size)]
+    if learning_rate != 2e-3:
+        parts += ["--learning-rate", repr(learning_rate)]
+    if seed != 0:
+        parts += ["--seed", str(seed)]
+    if not use_augment:
+        parts.append("--no-augment")
+    return " ".join(parts)
 
 
 def train(
@@ -139,9 +140,13 @@ def train(
         "final_train_loss": loss[-1],
         "loss_per_epoch": loss,
     }
+    command = command_line(
+        name, steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+        use_augment=use_augment,
+    )  # fmt: skip
     record = {
         "name": name,
-        "command": _command(sys.argv[1:]),
+        "command": command,
         "data": "MNI ICBM152 2009a symmetric template, whole, on its eight 2 mm grids "
         "(dilnet_zoo/data/mni152_1mm.npz reduced by 2 x 2 x 2 blocks at offsets 0/1 per axis; "
         "offset 0 is mni152_2mm.npz), tissue labels by ANTs Atropos; no validation data. "
@@ -174,7 +179,7 @@ def train(
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("name", choices=dilnet_zoo.list_models())
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=2)

@@ -35,14 +35,21 @@ def test_the_recipe_is_a_training_config():
     assert recipe.config("plain3d", steps=3)["steps_per_epoch"] == 3  # a short run: one epoch
 
 
-def test_the_recorded_command_leaves_out_where_the_files_went():
+def test_the_recorded_command_reproduces_the_settings(monkeypatch):
+    # the command the main entry point parses back into the same settings, --out left out
     prefix = "python -m dilnet_zoo.recipes.train"
-    assert recipe._command(["plain3d", "--steps", "9", "--out", "/tmp/w", "--seed", "2"]) == (
-        f"{prefix} plain3d --steps 9 --seed 2"
+    assert recipe.command_line("local3d", steps=1000, use_augment=False) == (
+        f"{prefix} local3d --steps 1000 --no-augment"
     )
-    assert (
-        recipe._command(["plain3d", "--out=/a", "--no-augment"]) == f"{prefix} plain3d --no-augment"
-    )
+    line = recipe.command_line("plain3d", steps=9, batch_size=3, learning_rate=0.01, seed=2)
+    assert line == f"{prefix} plain3d --steps 9 --batch-size 3 --learning-rate 0.01 --seed 2"
+    seen = {}
+    monkeypatch.setattr(recipe, "train", lambda name, **kwargs: seen.update(name=name, **kwargs))
+    recipe.main([*line.split()[3:], "--out", "/nowhere"])
+    assert seen == {"name": "plain3d", "steps": 9, "batch_size": 3, "learning_rate": 0.01,
+                    "seed": 2, "out": "/nowhere", "use_augment": True}  # fmt: skip
+    with pytest.raises(SystemExit):  # no abbreviations the record would not recognise
+        recipe.main(["plain3d", "--ou", "/nowhere"])
 
 
 @pytest.fixture(scope="module")
