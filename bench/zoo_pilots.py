@@ -7,8 +7,8 @@ Every pilot trains with `dilnet.training.train_from_config` on the recipe's data
 seed 0), changing only what its row names:
 
 ``local, augmented``
-    a 3-voxel network: ``Conv(16, 3^3, batch norm) -> Conv(16, 1^3, batch norm) ->
-    Classifier``, with the recipe's `Augment` (``AUGMENT``: SynthSeg-style deformations, bias
+    a 3-voxel network, the zoo's ``local3d`` (``Conv(16, 3^3, batch norm) -> Conv(16, 1^3,
+    batch norm) -> Classifier``), with the recipe's `Augment` (``AUGMENT``: SynthSeg-style deformations, bias
     fields, gamma, blur, noise);
 ``local, deformations only``
     the same network with `Augment`'s deformations alone (flips, affine, elastic; no bias,
@@ -55,21 +55,6 @@ PILOTS = {
 }
 
 
-def local_spec():
-    """The pilots' 3-voxel network (receptive field 3 voxels per axis)."""
-    from dilnet import Sequential
-    from dilnet import blocks as B
-
-    return Sequential(
-        [
-            B.Input(channels=1, spatial=(None, None, None)),
-            B.Conv(filters=16, kernel=3, batch_norm=True),
-            B.Conv(filters=16, kernel=1, batch_norm=True),
-            B.Classifier(num_classes=4),
-        ]
-    )
-
-
 def scores(model):
     """``{volume: {csf, grey matter, white matter, mean GM/WM}}`` on MNI152 and Colin27 2 mm."""
     from dilnet.inference import predict_volume
@@ -97,7 +82,6 @@ def main(argv=None):
 
     import dilnet
     import dilnet_zoo
-    from dilnet.blocks.config import to_config
     from dilnet.training import train_from_config
     from dilnet_zoo.families import BRAIN_T1_2MM
     from dilnet_zoo.recipes.train import config
@@ -114,7 +98,7 @@ def main(argv=None):
                               steps=args.steps, output=f"{tmp}/pilot.npz")  # fmt: skip
             if isinstance(pilot["augment"], dict):
                 settings["augment"]["synthseg"].update(pilot["augment"])
-            settings["model"], settings["loss"] = to_config(local_spec()), pilot["loss"]
+            settings["model"], settings["loss"] = "zoo:local3d", pilot["loss"]
             start = time.perf_counter()
             model, record = train_from_config(settings, base=tmp, overwrite=True, verbose=0,
                                               input_contract=BRAIN_T1_2MM)  # fmt: skip

@@ -1,8 +1,9 @@
 """The main job (`make demo`): segment Colin27, a real brain no zoo network trains on
 (`dilnet_zoo.data.colin27`), from its 1 mm NIfTI with the pretrained `dilnet_zoo.DEFAULT`
-(``local3d``, the zoo's best on that brain) through its input contract (`dilnet.preprocessing.predict_image`), print the Dice per tissue against
-the shipped reference labels, and write a PNG montage (T1 | reference | prediction on axial,
-coronal and sagittal slices).
+(``local3d``, the zoo's best on that brain) through its input contract
+(`dilnet.preprocessing.predict_image`), print the Dice per tissue against the shipped reference
+labels, and write a PNG montage (T1 | reference | prediction on axial, coronal and sagittal
+slices).
 
     python -m dilnet_zoo.demo [--model local3d] [--out demo.png] [--force] [--quiet]
     dilnet demo [--model local3d] [--out demo.png] [--quiet]

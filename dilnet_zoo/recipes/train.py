@@ -21,6 +21,7 @@ With the defaults ``<out>`` is the package's ``dilnet_zoo/weights``.
 """
 
 import argparse
+import inspect
 import json
 from pathlib import Path
 
@@ -41,14 +42,14 @@ DATA = "mni152-grids"
 #: `dilnet.model.augment.Augment`'s fields that differ from its defaults (the config's
 #: ``{"synthseg": AUGMENT}``), with which ``context3d-basic`` and ``plain3d`` were trained;
 #: ``local3d`` trains without (``--no-augment``). The reference labels are close to an intensity
-#: rule of the very image they label, and every augmentation measured here moves the image
-#: away from its labels: gamma, bias, blur and noise
-#: change intensities but not labels, and deformations interpolate the image linearly but the
-#: labels by nearest neighbour. Training pilots with a 3-voxel network (``bench/zoo_pilots.py``,
+#: rule of the very image they label, and every augmentation measured here moves the image away
+#: from its labels: gamma, bias, blur and noise change intensities but not labels, and
+#: deformations interpolate the image linearly but the labels by nearest neighbour. Training
+#: pilots with a 3-voxel network (``bench/zoo_pilots.py``,
 #: 1000 steps, docs/benchmarks.md "Zoo training pilots") scored Colin27 2 mm mean GM/WM 0.852
 #: with this augmentation, 0.901 with its deformations alone and 0.923 without augmentation.
-#: ``normalize=False``: the volumes are already scaled whole by the
-#: contract, as inference scales them; `Augment`'s per-patch rescaling over the labels would
+#: ``normalize=False``: the volumes are already scaled whole by the contract, as inference
+#: scales them; `Augment`'s per-patch rescaling over the labels would
 #: move even an unaugmented patch by 0.059 on average (median over 200 balanced 40x48x48 MNI152
 #: patches; 90th percentile 0.074, on the [0, 1] scale) away from what inference feeds the
 #: network. ``p_tissue=0``: the zoo's contract is a T1; a first run with SynthSeg's random
@@ -90,19 +91,20 @@ def config(name, *, use_augment=True, steps=400, patch=(40, 48, 48), batch_size=
     }
 
 
-def command_line(name, *, steps, batch_size=2, learning_rate=2e-3, seed=0, use_augment=True) -> str:
-    """The recipe's command that trains `name` with these settings (the record's
-    ``"command"``): ``--steps`` always, the other options where they differ from their
-    defaults; where the files go (``--out``) is not part of how they were made."""
+def command_line(name, *, steps, **settings) -> str:
+    """The recipe's command that trains `name` with these settings (`train`'s keywords
+    ``batch_size``, ``learning_rate``, ``seed``, ``use_augment``; the record's ``"command"``):
+    ``--steps`` always, the others where they differ from `train`'s defaults; where the files go
+    (``--out``) is not part of how they were made."""
+    defaults = {k: p.default for k, p in inspect.signature(train).parameters.items()}
     parts = ["python -m dilnet_zoo.recipes.train", name, "--steps", str(steps)]
-    if batch_size != 2:
-        parts += ["--batch-size", str(batch_size)]
-    if learning_rate != 2e-3:
-        parts += ["--learning-rate", repr(learning_rate)]
-    if seed != 0:
-        parts += ["--seed", str(seed)]
-    if not use_augment:
-        parts.append("--no-augment")
+    for key, value in settings.items():
+        if value == defaults[key]:
+            continue
+        if key == "use_augment":
+            parts.append("--no-augment")
+        else:
+            parts += [f"--{key.replace('_', '-')}", repr(value)]
     return " ".join(parts)
 
 
