@@ -122,6 +122,61 @@ def test_an_inplace_node_writes_into_its_input():
     np.testing.assert_array_equal(data, [2.0, 3.0, 4.0])
 
 
+def _reused(f):
+    """{scalar op class: index of the input it computes into} of the function's nodes."""
+    return {
+        type(n.op.scalar_op).__name__: n.tag.dilnet_reuse
+        for n in f.maker.fgraph.toposort()
+        if isinstance(n.op, NumpyElemwise) and n.tag.dilnet_reuse is not None
+    }
+
+
+def test_an_elementwise_chain_after_a_convolution_computes_in_its_arrays():
+    # conv -> + bias -> ReLU: the add writes into the convolution's output, the maximum into the
+    # add's; the caller's arrays are untouched and the numbers are numpy's
+    x = pt.tensor5("x")
+    W = pt.tensor5("W")
+    b = pt.vector("b")
+    y = dilnet.ops.dilated_conv(x, W, dilation=2, pad="same")
+    out = pt.maximum(y + b.dimshuffle("x", 0, "x", "x", "x"), 0)
+    f = pytensor.function([x, W, b], out, mode="NUMPY")
+    assert _reused(f) == {"Add": 0, "Maximum": 0}
+    rng = np.random.default_rng(3)
+    X, Wv, bv = (
+        rng.normal(size=(1, 2, 5, 6, 7)),
+        rng.normal(size=(3, 2, 3, 3, 3)),
+        rng.normal(size=3),
+    )
+    copies = [X.copy(), Wv.copy(), bv.copy()]
+    conv = pytensor.function([x, W], y, mode="NUMPY")(X, Wv)
+    got = f(X, Wv, bv)
+    np.testing.assert_allclose(got, np.maximum(conv + bv[:, None, None, None], 0), rtol=1e-12)
+    for before, after in zip(copies, [X, Wv, bv], strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_an_array_read_twice_or_returned_is_never_computed_into():
+    a = pt.vector("a")
+    e = pt.exp(a)  # read by two nodes, and returned
+    once = pt.exp(a * 3)  # read by one node only: that node may write into it
+    f = pytensor.function([a], [e + 1, e * 2, e, pt.sqrt(once)], mode="NUMPY")
+    assert _reused(f) == {"Exp": 0, "Sqrt": 0}  # exp into a * 3, sqrt into the exp
+    A = np.array([0.0, 1.0, -2.0])
+    for got, want in zip(f(A), [np.exp(A) + 1, np.exp(A) * 2, np.exp(A), np.sqrt(np.exp(3 * A))],
+                         strict=True):  # fmt: skip
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_array_equal(A, [0.0, 1.0, -2.0])
+    # a broadcast input, or one of another dtype, is not the output's array either
+    m, v = pt.matrix("m"), pt.vector("v")
+    g = pytensor.function([m, v], [pt.exp(v) + m, pt.cast(pt.exp(m), "float32") * 2.0],
+                          mode="NUMPY")  # fmt: skip
+    M, V = np.ones((2, 3)), np.arange(3.0)
+    got = g(M, V)
+    np.testing.assert_allclose(got[0], np.exp(V) + M, rtol=1e-12)
+    np.testing.assert_allclose(got[1], (np.exp(M).astype("float32") * 2.0), rtol=1e-6)
+    assert "Add" not in _reused(g)
+
+
 def _tiny():
     return Sequential([B.Input(channels=1), B.Conv(filters=3, batch_norm=True),
                        B.ContextModule(channels=3, dilations=(1, 2)),

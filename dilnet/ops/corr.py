@@ -52,6 +52,10 @@ class _CorrOp(Op):
 
     __props__ = ("stride", "dilation", "pad", "groups", "flip_filters")
 
+    #: ``perform`` stores a new array that no other variable views: the NUMPY mode may compute
+    #: the elementwise node that alone reads it into it (`dilnet.modes`)
+    fresh_outputs = True
+
     def __init__(self, stride, dilation, pad, groups=1, flip_filters=False):
         self.stride = tuple(int(s) for s in stride)
         self.dilation = tuple(int(d) for d in dilation)
