@@ -629,17 +629,21 @@ def adam(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, eps
     t_prev = _step_counter()
     t = t_prev + 1
     updates = OrderedDict()
-    for param, grad in pairs:
-        dtype = param.dtype
+
+    @functools.cache  # one scalar graph per dtype, not per parameter (less to compile)
+    def scalars(dtype):
         b1, b2, t_p = _as(beta1, dtype), _as(beta2, dtype), _cast(t, dtype)
-        a_t = _as(lr, dtype) * pt.sqrt(1 - b2**t_p) / (1 - b1**t_p)
+        return b1, b2, _as(eps, dtype), _as(lr, dtype) * pt.sqrt(1 - b2**t_p) / (1 - b1**t_p)
+
+    for param, grad in pairs:
+        b1, b2, eps_p, a_t = scalars(param.dtype)
         m_prev = _zeros_like(param, "m")
         v_prev = _zeros_like(param, "v")
         m_t = b1 * m_prev + (1 - b1) * grad
         v_t = b2 * v_prev + (1 - b2) * grad**2
         updates[m_prev] = m_t
         updates[v_prev] = v_t
-        updates[param] = param - a_t * m_t / (pt.sqrt(v_t) + _as(eps, dtype))
+        updates[param] = param - a_t * m_t / (pt.sqrt(v_t) + eps_p)
     updates[t_prev] = t
     return updates
 
@@ -690,17 +694,21 @@ def adamax(loss_or_grads, params, learning_rate=0.002, beta1=0.9, beta2=0.999, e
     t_prev = _step_counter()
     t = t_prev + 1
     updates = OrderedDict()
+
+    @functools.cache  # one scalar graph per dtype, not per parameter (less to compile)
+    def scalars(dtype):
+        b1 = _as(beta1, dtype)
+        return b1, _as(beta2, dtype), _as(eps, dtype), _as(lr, dtype) / (1 - b1 ** _cast(t, dtype))
+
     for param, grad in pairs:
-        dtype = param.dtype
-        b1, b2 = _as(beta1, dtype), _as(beta2, dtype)
-        a_t = _as(lr, dtype) / (1 - b1 ** _cast(t, dtype))
+        b1, b2, eps_p, a_t = scalars(param.dtype)
         m_prev = _zeros_like(param, "m")
         u_prev = _zeros_like(param, "u")
         m_t = b1 * m_prev + (1 - b1) * grad
         u_t = pt.maximum(b2 * u_prev, abs(grad))
         updates[m_prev] = m_t
         updates[u_prev] = u_t
-        updates[param] = param - a_t * m_t / (u_t + _as(eps, dtype))
+        updates[param] = param - a_t * m_t / (u_t + eps_p)
     updates[t_prev] = t
     return updates
 
@@ -758,10 +766,14 @@ def amsgrad(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, 
     t_prev = _step_counter()
     t = t_prev + 1
     updates = OrderedDict()
-    for param, grad in pairs:
-        dtype = param.dtype
+
+    @functools.cache  # one scalar graph per dtype, not per parameter (less to compile)
+    def scalars(dtype):
         b1, b2, t_p = _as(beta1, dtype), _as(beta2, dtype), _cast(t, dtype)
-        a_t = _as(lr, dtype) * pt.sqrt(1 - b2**t_p) / (1 - b1**t_p)
+        return b1, b2, _as(eps, dtype), _as(lr, dtype) * pt.sqrt(1 - b2**t_p) / (1 - b1**t_p)
+
+    for param, grad in pairs:
+        b1, b2, eps_p, a_t = scalars(param.dtype)
         m_prev = _zeros_like(param, "m")
         v_prev = _zeros_like(param, "v")
         v_hat_prev = _zeros_like(param, "v_hat")
@@ -771,7 +783,7 @@ def amsgrad(loss_or_grads, params, learning_rate=0.001, beta1=0.9, beta2=0.999, 
         updates[m_prev] = m_t
         updates[v_prev] = v_t
         updates[v_hat_prev] = v_hat_t
-        updates[param] = param - a_t * m_t / (pt.sqrt(v_hat_t) + _as(eps, dtype))
+        updates[param] = param - a_t * m_t / (pt.sqrt(v_hat_t) + eps_p)
     updates[t_prev] = t
     return updates
 
