@@ -4,14 +4,16 @@ PyTensor's C VM fuses each chain of elementwise operations into a C module writt
 graph and builds it with gcc: about 70 modules for the README's example, 47 s of a 52 s first
 run on a 2-core machine, again for any new graph while the compile cache is cold. dilnet's heavy
 work is in its own convolution Ops, whose kernels are numpy/BLAS or PyTorch either way, so the
-elementwise work around them is left to numpy: the ``"NUMPY"`` mode keeps every FAST_RUN rewrite
-except elementwise fusion, runs every node in Python (PyTensor's VM, no C thunks, no C loop), and
-swaps each `Elemwise` for `NumpyElemwise`, which computes with one numpy (or scipy.special)
-call where PyTensor's Python fallback would call a Python function per element (n-ary sums and
-products, integer inputs with a float output, casts, clips, fill, softplus) and writes in place
-into its input where a rewrite asked for it (PyTensor's own Python path computes a new array
-and copies it back). A `Scan` left to PyTensor's default mode runs its steps in the NUMPY mode
-as well (PyTensor would build them with gcc for the C VM, whatever the outer mode).
+elementwise work around them is left to numpy: the ``"NUMPY"`` mode keeps FAST_RUN's rewrites
+but elementwise fusion and three that cost compile time for nothing numpy uses (`LEFT_OUT`),
+runs every node in Python (PyTensor's VM, no C thunks, no C loop), and swaps each `Elemwise` for
+`NumpyElemwise`, which computes with one numpy (or scipy.special) call where PyTensor's Python
+fallback would call a Python function per element (n-ary sums and products, integer inputs with
+a float output, casts, clips, fill, softplus), and computes into an input array that only it
+reads where one is free (a convolution's output for its bias, the bias's for its ReLU: what the
+C VM's fused loops save in memory traffic). A `Scan` left to PyTensor's default mode runs its
+steps in the NUMPY mode as well (PyTensor would build them with gcc for the C VM, whatever the
+outer mode).
 
 Measured by ``bench/cold_start.py`` (docs/benchmarks.md); `dilnet.model.Model` uses it by
 default and ported Lasagne code can ask for it: ``pytensor.function(..., mode="NUMPY")`` (the
@@ -58,7 +60,8 @@ def _clip(inputs, target):
 class NumpyElemwise(Elemwise):
     """An `Elemwise` computed by numpy calls on whole arrays (PyTensor's Python fallback for an
     n-ary sum, a cast, a clip, fill, softplus or an integer-input ufunc builds a Python function
-    called per element), writing in place where its ``inplace_pattern`` says so. A scalar op
+    called per element), writing in place where its ``inplace_pattern`` says so, or into the
+    input ``node.tag.dilnet_reuse`` names (`_reusable_input`) where that is free. A scalar op
     none of those cover is computed as `Elemwise` does."""
 
     def _numpy(self, node):

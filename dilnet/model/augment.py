@@ -36,7 +36,6 @@ from numbers import Integral, Real
 
 import attrs
 import numpy as np
-from scipy import ndimage
 
 from ..errors import ConfigError, ShapeError, invalid
 
@@ -647,6 +646,8 @@ def _upsample(control, shape) -> np.ndarray:
 
 def _warp(x, y, window, params):
     """The window of x and y read through the spatial transform (copies, x as float32)."""
+    from scipy import ndimage  # here, not at import: 0.25 s that `import dilnet.model` saves
+
     if params.matrix is None and params.displacement is None:
         return np.array(x[(slice(None), *window)], np.float32), np.array(y[window])
     rank = y.ndim
@@ -711,6 +712,8 @@ def _thick_slices(image, axis, thickness, offset) -> np.ndarray:
     """Along spatial `axis` of `image` (C, *spatial): the slice profile (a Gaussian of full width
     at half maximum `thickness`), sampled at ``offset + k * thickness`` and interpolated back
     linearly onto the voxels."""
+    from scipy import ndimage
+
     axis += 1
     n = image.shape[axis]
     blurred = ndimage.gaussian_filter1d(image, thickness / FWHM_PER_SIGMA, axis, mode="nearest")
