@@ -113,11 +113,7 @@ class NumpyElemwise(Elemwise):
         target = None
         if index is not None:
             candidate = inputs[index]
-            if (
-                candidate.dtype == dtype
-                and candidate.flags.writeable
-                and candidate.shape == np.broadcast_shapes(*(i.shape for i in inputs))
-            ):
+            if candidate.dtype == dtype and candidate.flags.writeable:
                 target = candidate
         with np.errstate(all="ignore"):
             try:
@@ -134,7 +130,7 @@ class NumpyElemwise(Elemwise):
             result = result.copy()
         output_storage[0][0] = result
 
-    #: Its outputs are new arrays that no other variable views (`_ToNumpyElemwise`)
+    #: Its outputs are new arrays, or an input only it read (`_reusable_input`)
     fresh_outputs = True
 
 
@@ -250,12 +246,13 @@ class PythonVMLinker(VMLinker):
                 del sys.modules[name]
 
 
-#: FAST_RUN's rewrites that the NUMPY mode leaves out: elementwise fusion (C modules), the
-#: in-place rewrites and the shape feature (their bookkeeping made compiling the README
-#: model's training function 1.72 instead of 0.87 s, `_reusable_input` saves the memory they
-#: would), and the greedy distributor, which refactors products of sums to save
-#: multiplications: 0.03-0.15 s of the bench/model.py training function's 0.47-0.62 s of
-#: rewriting (medians of five fresh processes per variant) for no node fewer.
+#: FAST_RUN's rewrites that the NUMPY mode leaves out: elementwise fusion (C modules); the
+#: in-place rewrites, whose destroy handler added 1.1 s to compiling bench/model.py's training
+#: function (one run; `_reusable_input` saves the memory they would); the shape feature, whose
+#: callbacks made the README model's training function take 1.72 instead of 0.87 s to its first
+#: step (one run); and the greedy distributor, which refactors products of sums to save
+#: multiplications: 0.07 s of bench/model.py's 0.47-0.62 s of rewriting (medians of five fresh
+#: processes per variant, two runs) for no node fewer.
 LEFT_OUT = ("fusion", "inplace", "ShapeOpt", "local_greedy_distributor")
 
 #: The mode: FAST_RUN's rewrites but `LEFT_OUT`, a Python VM without C thunks, `NumpyElemwise`
